@@ -1,0 +1,393 @@
+//! The window: sensor controls, the live chart with the threshold line, the alert list and
+//! a status bar. The UI thread never waits: it sends commands to the pipeline and drains
+//! its events, and repaints only when something arrives or the user acts.
+
+mod panels;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use temperature_alert::{Alert, parse_timestamp};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+use crate::history::History;
+use crate::local_cloud::engine::RuleTrace;
+use crate::local_cloud::rules::Rule;
+use crate::mqtt::LinkState;
+use crate::paths::AppPaths;
+use crate::pipeline::{
+    Command, EventSink, Pipeline, PipelineConfig, PipelineEvent, TelemetryState,
+};
+use crate::sensor::{Clock, Reading};
+use crate::settings::{Settings, SettingsStore};
+
+/// Alerts kept in the list.
+const MAX_ALERTS: usize = 500;
+/// Time spent draining events per frame before drawing.
+const DRAIN_BUDGET: Duration = Duration::from_millis(10);
+/// Quiet time after the last change before settings are written.
+const SAVE_DELAY: Duration = Duration::from_secs(1);
+
+/// What the window needs to start.
+pub struct AppInit {
+    pub settings: Settings,
+    pub store: SettingsStore,
+    pub notices: Vec<String>,
+    pub paths: AppPaths,
+    pub runtime: tokio::runtime::Handle,
+    pub clock: Clock,
+    pub broker_port: Option<u16>,
+}
+
+/// An alert as drawn on the chart.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    time: f64,
+    temperature: f64,
+    kind: temperature_alert::AlertKind,
+}
+
+/// The eframe application.
+pub struct SensorApp {
+    settings: Settings,
+    store: SettingsStore,
+    unsaved_since: Option<Instant>,
+    runtime: tokio::runtime::Handle,
+    pipeline: Option<Pipeline>,
+    events: mpsc::Receiver<PipelineEvent>,
+    sink: Option<EventSink>,
+    history: History,
+    markers: Vec<Marker>,
+    alerts: VecDeque<Alert>,
+    link: LinkState,
+    telemetry: TelemetryState,
+    readings_sent: u64,
+    last_reading: Option<Reading>,
+    spike_ends_at: Option<OffsetDateTime>,
+    last_trace: Option<RuleTrace>,
+    notices: Vec<String>,
+    last_error: Option<String>,
+    rule_text: String,
+    rule_error: Option<String>,
+    follow_live: bool,
+}
+
+impl SensorApp {
+    /// Creates the window's state and starts the pipeline.
+    pub fn new(ctx: &egui::Context, init: AppInit) -> Self {
+        let AppInit {
+            settings,
+            store,
+            notices,
+            paths,
+            runtime,
+            clock,
+            broker_port,
+        } = init;
+        let waker = ctx.clone();
+        let (sink, events) = EventSink::new(move || waker.request_repaint());
+        let mut broker = settings.broker;
+        if let Some(port) = broker_port {
+            broker.port = port;
+        }
+        let config = PipelineConfig {
+            sensor: settings.sensor.clone(),
+            policy: settings.policy,
+            rule_sql: settings.rule_sql.clone(),
+            broker,
+            outbox_dir: paths.outbox_dir.clone(),
+            email_to: settings.email_to.clone(),
+            seed: None,
+            run_for: None,
+        };
+        let started = {
+            let _entered = runtime.enter();
+            Pipeline::start(config, clock, sink.clone())
+        };
+        let mut app = Self {
+            rule_text: settings.rule_sql.clone(),
+            settings,
+            store,
+            unsaved_since: None,
+            runtime,
+            pipeline: None,
+            events,
+            sink: Some(sink),
+            history: History::default(),
+            markers: Vec::new(),
+            alerts: VecDeque::new(),
+            link: LinkState::Connecting,
+            telemetry: TelemetryState::Active,
+            readings_sent: 0,
+            last_reading: None,
+            spike_ends_at: None,
+            last_trace: None,
+            notices,
+            last_error: None,
+            rule_error: None,
+            follow_live: true,
+        };
+        match started {
+            Ok(pipeline) => {
+                for alert in pipeline.past_alerts.iter().rev().take(MAX_ALERTS).rev() {
+                    app.add_alert(alert.clone());
+                }
+                app.pipeline = Some(pipeline);
+            }
+            Err(error) => {
+                error!(%error, "local cloud not started");
+                app.last_error = Some(format!("The local cloud did not start: {error}"));
+            }
+        }
+        app
+    }
+
+    /// Alerts in the list, newest first.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter()
+    }
+
+    /// Readings published since start.
+    pub fn readings_sent(&self) -> u64 {
+        self.readings_sent
+    }
+
+    fn send(&mut self, command: Command) {
+        let sent = self
+            .pipeline
+            .as_ref()
+            .is_some_and(|pipeline| pipeline.send(command));
+        if !sent {
+            self.last_error =
+                Some("The local cloud is not running; the change was not applied.".to_owned());
+        }
+    }
+
+    fn settings_changed(&mut self) {
+        self.unsaved_since = Some(Instant::now());
+    }
+
+    fn toggle_pause(&mut self) {
+        let paused = self.telemetry != TelemetryState::PausedByUser;
+        self.send(Command::SetPaused(paused));
+    }
+
+    fn spike(&mut self) {
+        self.send(Command::Spike { start: None });
+    }
+
+    fn apply_rule(&mut self) {
+        match Rule::parse(&self.rule_text) {
+            Ok(rule) => {
+                self.rule_error = None;
+                rule.sql().clone_into(&mut self.settings.rule_sql);
+                self.send(Command::SetRule(Box::new(rule)));
+                self.settings_changed();
+            }
+            Err(error) => self.rule_error = Some(error.to_string()),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < DRAIN_BUDGET {
+            let Ok(event) = self.events.try_recv() else {
+                break;
+            };
+            self.handle_event(event);
+        }
+    }
+
+    fn handle_event(&mut self, event: PipelineEvent) {
+        match event {
+            PipelineEvent::Link(state) => self.link = state,
+            PipelineEvent::ReadingSent(reading) => {
+                self.readings_sent += 1;
+                self.history
+                    .push(unix_seconds(reading.timestamp), reading.temperature);
+                self.last_reading = Some(reading);
+            }
+            PipelineEvent::Telemetry(state) => self.telemetry = state,
+            PipelineEvent::Spike { ends_at } => self.spike_ends_at = ends_at,
+            PipelineEvent::Alert(alert) => self.add_alert(alert),
+            PipelineEvent::Trace(trace) => self.last_trace = Some(trace),
+            PipelineEvent::UnexpectedControl { payload } => {
+                self.last_error = Some(format!(
+                    "Ignored a control message that is not {{\"isTelemetryActive\": true|false}}: {payload}"
+                ));
+            }
+            PipelineEvent::Error(message) => self.last_error = Some(message),
+            PipelineEvent::ReadingSkipped { .. } | PipelineEvent::Finished { .. } => {}
+        }
+    }
+
+    fn add_alert(&mut self, alert: Alert) {
+        let time = alert
+            .reading_timestamp
+            .as_deref()
+            .and_then(|text| parse_timestamp(text).ok())
+            .or_else(|| parse_timestamp(&alert.alerted_at).ok());
+        if let Some(time) = time {
+            self.markers.push(Marker {
+                time: unix_seconds(time),
+                temperature: alert.temperature,
+                kind: alert.kind,
+            });
+        }
+        self.alerts.push_front(alert);
+        self.alerts.truncate(MAX_ALERTS);
+    }
+
+    fn handle_keys(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (space, spike) = ctx.input(|input| {
+            (
+                input.key_pressed(egui::Key::Space),
+                input.key_pressed(egui::Key::S),
+            )
+        });
+        if space {
+            self.toggle_pause();
+        }
+        if spike {
+            self.spike();
+        }
+    }
+
+    fn remember_window_size(&mut self, ctx: &egui::Context) {
+        let Some(rect) = ctx.input(|input| input.viewport().inner_rect) else {
+            return;
+        };
+        let size = rect.size();
+        let window = &mut self.settings.window;
+        if (window.width - size.x).abs() > 1.0 || (window.height - size.y).abs() > 1.0 {
+            window.width = size.x;
+            window.height = size.y;
+            self.settings_changed();
+        }
+    }
+
+    fn save_when_quiet(&mut self, ctx: &egui::Context) {
+        let Some(since) = self.unsaved_since else {
+            return;
+        };
+        let waited = since.elapsed();
+        if waited < SAVE_DELAY {
+            ctx.request_repaint_after(SAVE_DELAY.saturating_sub(waited));
+            return;
+        }
+        self.unsaved_since = None;
+        let store = self.store.clone();
+        let settings = self.settings.clone();
+        self.runtime.spawn_blocking(move || {
+            if let Err(error) = store.save(&settings) {
+                warn!(%error, "settings not saved");
+            }
+        });
+    }
+
+    fn dropped_events(&self) -> u64 {
+        self.sink.as_ref().map_or(0, EventSink::dropped)
+    }
+}
+
+impl eframe::App for SensorApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_events();
+        self.handle_keys(ctx);
+        self.remember_window_size(ctx);
+        self.save_when_quiet(ctx);
+        if self.spike_ends_at.is_some() {
+            // The spike countdown changes once a second even when no data arrives.
+            ctx.request_repaint_after(Duration::from_secs(1));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.status_bar_ui(ui);
+        self.controls_panel_ui(ui);
+        self.alerts_panel_ui(ui);
+        self.chart_panel_ui(ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Err(error) = self.store.save(&self.settings) {
+            warn!(%error, "settings not saved on exit");
+        }
+    }
+}
+
+fn unix_seconds(at: OffsetDateTime) -> f64 {
+    at.unix_timestamp_nanos() as f64 / 1e9
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run_window(
+    runtime: &tokio::runtime::Runtime,
+    paths: &AppPaths,
+    store: SettingsStore,
+    broker_port: Option<u16>,
+) -> anyhow::Result<()> {
+    let lock = match paths.lock_instance() {
+        Ok(lock) => lock,
+        Err(error @ crate::paths::PathsError::AlreadyRunning { .. }) => {
+            return run_message_window("Sensor Emulator is already running", &error.to_string());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let loaded = store.load();
+    let window = loaded.settings.window;
+    let init = AppInit {
+        settings: loaded.settings,
+        store,
+        notices: loaded.notices,
+        paths: paths.clone(),
+        runtime: runtime.handle().clone(),
+        clock: Clock::system(),
+        broker_port,
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Sensor Emulator")
+            .with_inner_size([window.width, window.height])
+            .with_min_inner_size([720.0, 480.0]),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    let result = eframe::run_native(
+        "Sensor Emulator",
+        options,
+        Box::new(|cc| Ok(Box::new(SensorApp::new(&cc.egui_ctx, init)))),
+    );
+    drop(lock);
+    result.map_err(|error| anyhow::anyhow!("cannot open the window: {error}; `sensor-emulator headless --duration 60s` runs without one"))
+}
+
+/// Shows one message in a small window, for problems found before the app can start.
+fn run_message_window(title: &str, message: &str) -> anyhow::Result<()> {
+    eprintln!("{message}");
+    let message = message.to_owned();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(title)
+            .with_inner_size([520.0, 160.0]),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    eframe::run_ui_native(title, options, move |ui, _frame| {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.add_space(12.0);
+            ui.label(&message);
+            ui.add_space(12.0);
+            if ui.button("Close").clicked() {
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        });
+    })
+    .map_err(|error| anyhow::anyhow!("cannot open the window: {error}"))
+}

@@ -1,0 +1,463 @@
+//! The window's panels, one `*_ui` function each.
+
+use eframe::egui::{self, Color32, RichText};
+use egui_plot::{HLine, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
+use temperature_alert::{AlertKind, AlertMode};
+
+use super::{SensorApp, unix_seconds};
+use crate::local_cloud::engine::TraceOutcome;
+use crate::pipeline::{Command, TelemetryState};
+use crate::sensor::{
+    INTERVAL_RANGE_MS, NOISE_RANGE, SETPOINT_RANGE, SPIKE_DELTA_RANGE, SPIKE_SECONDS_RANGE,
+};
+
+const RAISED_COLOR: Color32 = Color32::from_rgb(220, 50, 47);
+const CLEARED_COLOR: Color32 = Color32::from_rgb(38, 160, 80);
+const THRESHOLD_COLOR: Color32 = Color32::from_rgb(230, 120, 20);
+/// Seconds of history shown while the chart follows live data.
+const LIVE_WINDOW_SECONDS: f64 = 120.0;
+
+impl SensorApp {
+    pub(super) fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                match &self.pipeline {
+                    Some(pipeline) => {
+                        let broker = &pipeline.broker;
+                        ui.label(format!("Broker mqtt://{}", broker.addr))
+                            .on_hover_text(
+                                "Embedded MQTT broker; other MQTT clients can connect here.",
+                            );
+                        if broker.fell_back {
+                            ui.label(RichText::new("(1883 was taken)").weak());
+                        }
+                    }
+                    None => {
+                        ui.label(RichText::new("Broker not running").color(RAISED_COLOR));
+                    }
+                }
+                ui.separator();
+                ui.label(format!("MQTT {}", self.link.label()));
+                ui.separator();
+                ui.label(format!("Readings sent: {}", self.readings_sent));
+                ui.separator();
+                ui.label(telemetry_label(self.telemetry));
+                if let Some(pipeline) = &self.pipeline {
+                    ui.separator();
+                    let outbox = pipeline.outbox_dir.clone();
+                    ui.label(format!("Outbox {}", outbox.display()));
+                    if ui.button("Open outbox").clicked()
+                        && let Err(error) = open::that_detached(&outbox)
+                    {
+                        self.last_error =
+                            Some(format!("Cannot open {}: {error}", outbox.display()));
+                    }
+                }
+                let dropped = self.dropped_events();
+                if dropped > 0 {
+                    ui.separator();
+                    ui.label(
+                        RichText::new(format!("{dropped} chart events dropped"))
+                            .color(THRESHOLD_COLOR),
+                    );
+                }
+            });
+        });
+    }
+
+    pub(super) fn controls_panel_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.notices_ui(ui);
+                    ui.heading("Sensor");
+                    self.sensor_ui(ui);
+                    ui.separator();
+                    ui.heading("Alert policy");
+                    self.policy_ui(ui);
+                    ui.separator();
+                    ui.heading("Topic rule");
+                    self.rule_ui(ui);
+                });
+            });
+    }
+
+    fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        let mut dismissed = None;
+        for (index, notice) in self.notices.iter().enumerate() {
+            egui::Frame::group(ui.style())
+                .fill(Color32::from_rgb(255, 243, 205))
+                .show(ui, |ui| {
+                    ui.label(RichText::new(notice).color(Color32::from_rgb(90, 60, 0)));
+                    if ui.small_button("Dismiss").clicked() {
+                        dismissed = Some(index);
+                    }
+                });
+        }
+        if let Some(index) = dismissed {
+            self.notices.remove(index);
+        }
+        if let Some(message) = self.last_error.clone() {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.label(RichText::new(message).color(RAISED_COLOR));
+                if ui.small_button("Dismiss").clicked() {
+                    self.last_error = None;
+                }
+            });
+        }
+    }
+
+    fn sensor_ui(&mut self, ui: &mut egui::Ui) {
+        let mut changed = false;
+        let sensor = &mut self.settings.sensor;
+        let setpoint = egui::Slider::new(&mut sensor.setpoint, SETPOINT_RANGE)
+            .step_by(0.1)
+            .suffix(" °C");
+        changed |= labelled(ui, "Setpoint", setpoint).changed();
+        let noise = egui::Slider::new(&mut sensor.noise_std_dev, NOISE_RANGE)
+            .step_by(0.05)
+            .suffix(" °C");
+        changed |= labelled(ui, "Noise, standard deviation", noise).changed();
+        let interval = egui::Slider::new(&mut sensor.interval_ms, INTERVAL_RANGE_MS)
+            .logarithmic(true)
+            .suffix(" ms");
+        changed |= labelled(ui, "Publish interval", interval).changed();
+        ui.horizontal(|ui| {
+            let size = egui::DragValue::new(&mut sensor.spike_delta)
+                .range(SPIKE_DELTA_RANGE)
+                .speed(0.5)
+                .suffix(" °C");
+            changed |= labelled(ui, "Spike size", size).changed();
+            let length = egui::DragValue::new(&mut sensor.spike_seconds)
+                .range(SPIKE_SECONDS_RANGE)
+                .speed(0.5)
+                .suffix(" s");
+            changed |= labelled(ui, "lasting", length).changed();
+        });
+        ui.horizontal(|ui| {
+            let device = egui::TextEdit::singleline(&mut sensor.device_id);
+            changed |= labelled(ui, "Device id", device).lost_focus();
+        });
+        changed |= ui
+            .checkbox(
+                &mut sensor.numbers_as_strings,
+                "Send numbers as strings (like the tutorial)",
+            )
+            .changed();
+        if changed {
+            let mut sensor = self.settings.sensor.clone();
+            sensor.clamp_to_ranges();
+            self.settings.sensor = sensor.clone();
+            self.send(Command::UpdateSensor(sensor));
+            self.settings_changed();
+        }
+        ui.add_space(6.0);
+        self.actions_ui(ui);
+    }
+
+    fn actions_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let pause_label = if self.telemetry == TelemetryState::PausedByUser {
+                "Resume"
+            } else {
+                "Pause"
+            };
+            if ui.button(pause_label).on_hover_text("Space").clicked() {
+                self.toggle_pause();
+            }
+            if ui
+                .button("Spike")
+                .on_hover_text("S: add the spike size for the spike length")
+                .clicked()
+            {
+                self.spike();
+            }
+            if self.spike_ends_at.is_some() && ui.button("End spike").clicked() {
+                self.send(Command::CancelSpike);
+            }
+        });
+        if let Some(ends_at) = self.spike_ends_at {
+            let left = (ends_at - time::OffsetDateTime::now_utc())
+                .whole_seconds()
+                .max(0);
+            ui.label(RichText::new(format!("Spike running, {left} s left")).color(THRESHOLD_COLOR));
+        }
+        if let Some(reading) = &self.last_reading {
+            ui.label(format!(
+                "Last reading #{}: {:.2} °C, {} %, {:.1} hPa",
+                reading.seq, reading.temperature, reading.humidity, reading.pressure
+            ));
+        }
+    }
+
+    fn policy_ui(&mut self, ui: &mut egui::Ui) {
+        let mut changed = false;
+        let policy = &mut self.settings.policy;
+        egui::Grid::new("policy").num_columns(2).show(ui, |ui| {
+            ui.label("Threshold");
+            changed |= ui
+                .add(
+                    egui::DragValue::new(&mut policy.threshold)
+                        .range(-50.0..=150.0)
+                        .speed(0.1)
+                        .suffix(" °C"),
+                )
+                .changed();
+            ui.end_row();
+            ui.label("Hysteresis");
+            changed |= ui
+                .add(
+                    egui::DragValue::new(&mut policy.hysteresis)
+                        .range(0.0..=20.0)
+                        .speed(0.05)
+                        .suffix(" °C"),
+                )
+                .on_hover_text("An alert clears at threshold minus hysteresis or below.")
+                .changed();
+            ui.end_row();
+            ui.label("Debounce");
+            changed |= ui
+                .add(
+                    egui::DragValue::new(&mut policy.debounce)
+                        .range(1..=100)
+                        .suffix(" readings"),
+                )
+                .on_hover_text("Readings above the threshold in a row before an alert is raised.")
+                .changed();
+            ui.end_row();
+            ui.label("Reminder every");
+            changed |= ui
+                .add(
+                    egui::DragValue::new(&mut policy.cooldown_seconds)
+                        .range(0..=86_400)
+                        .suffix(" s"),
+                )
+                .on_hover_text("0 sends no reminders.")
+                .changed();
+            ui.end_row();
+            let label = ui.label("Mode");
+            egui::ComboBox::from_id_salt("mode")
+                .selected_text(policy.mode.as_str())
+                .show_ui(ui, |ui| {
+                    for mode in [AlertMode::OncePerExcursion, AlertMode::Every] {
+                        changed |= ui
+                            .selectable_value(&mut policy.mode, mode, mode.as_str())
+                            .changed();
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            ui.end_row();
+        });
+        if changed {
+            let policy = self.settings.policy;
+            self.send(Command::SetPolicy(policy));
+            self.settings_changed();
+        }
+    }
+
+    fn rule_ui(&mut self, ui: &mut egui::Ui) {
+        ui.add(
+            egui::TextEdit::multiline(&mut self.rule_text)
+                .code_editor()
+                .desired_rows(3)
+                .desired_width(f32::INFINITY),
+        )
+        .accessible_name("Topic rule SQL");
+        ui.horizontal(|ui| {
+            if ui.button("Apply rule").clicked() {
+                self.apply_rule();
+            }
+            if ui.button("Default").clicked() {
+                crate::settings::DEFAULT_RULE_SQL.clone_into(&mut self.rule_text);
+                self.apply_rule();
+            }
+        });
+        if let Some(error) = &self.rule_error {
+            ui.label(RichText::new(error).color(RAISED_COLOR));
+        }
+        if !self.settings.rule_sql.contains("deviceId") && !self.settings.rule_sql.contains('*') {
+            ui.label(
+                RichText::new(
+                    "This rule drops deviceId, so every reading counts as device \"unknown\".",
+                )
+                .weak(),
+            );
+        }
+        if let Some(trace) = &self.last_trace {
+            let text = match &trace.outcome {
+                TraceOutcome::Decided {
+                    decision,
+                    temperature,
+                    ..
+                } => {
+                    format!(
+                        "Last message: matched, {temperature:.2} °C, {}",
+                        decision.as_str()
+                    )
+                }
+                other => format!("Last message: {}", other.reason().unwrap_or("no reason")),
+            };
+            ui.label(RichText::new(text).small());
+        }
+    }
+
+    pub(super) fn alerts_panel_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::right("alerts").resizable(true).default_size(330.0).show(ui, |ui| {
+            ui.heading("Alerts");
+            if self.alerts.is_empty() {
+                ui.label(RichText::new("No alerts yet. Press Spike (S) to drive the temperature over the threshold.").weak());
+                return;
+            }
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                egui::Grid::new("alert_list").num_columns(4).striped(true).show(ui, |ui| {
+                    ui.strong("Time (UTC)");
+                    ui.strong("Device");
+                    ui.strong("Value");
+                    ui.strong("Alert");
+                    ui.end_row();
+                    for alert in &self.alerts {
+                        let time = alert.alerted_at.get(11..19).unwrap_or(&alert.alerted_at);
+                        ui.label(time).on_hover_text(&alert.alerted_at);
+                        ui.label(&alert.device_id);
+                        ui.label(format!("{:.2} °C", alert.temperature));
+                        let color = match alert.kind {
+                            AlertKind::Cleared => CLEARED_COLOR,
+                            _ => RAISED_COLOR,
+                        };
+                        ui.label(RichText::new(alert.kind.as_str()).color(color)).on_hover_text(notification_text(alert));
+                        ui.end_row();
+                    }
+                });
+            });
+        });
+    }
+
+    pub(super) fn chart_panel_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("Temperature");
+                ui.checkbox(&mut self.follow_live, "Follow live");
+            });
+            self.plot_ui(ui);
+        });
+    }
+
+    fn plot_ui(&self, ui: &mut egui::Ui) {
+        let threshold = self.settings.policy.threshold;
+        let clear_level = self.settings.policy.clear_level();
+        let latest = self.history.latest().map_or_else(
+            || unix_seconds(time::OffsetDateTime::now_utc()),
+            |sample| sample[0],
+        );
+        let (start, end) = (latest - LIVE_WINDOW_SECONDS, latest + 5.0);
+        let width = ui.available_width().max(100.0) as usize;
+        let mut plot = Plot::new("temperature")
+            .legend(Legend::default())
+            .include_y(threshold + 3.0)
+            .include_y(clear_level - 3.0)
+            .y_axis_label("°C")
+            .x_axis_formatter(|mark, _range| clock_label(mark.value));
+        if self.follow_live {
+            plot = plot
+                .default_x_bounds(start, end)
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false);
+        }
+        let follow = self.follow_live;
+        let samples = if follow {
+            self.history.decimated(start, end, width)
+        } else {
+            self.history.decimated(f64::MIN, f64::MAX, width)
+        };
+        let raised: Vec<[f64; 2]> = self.marker_points(|kind| kind != AlertKind::Cleared);
+        let cleared: Vec<[f64; 2]> = self.marker_points(|kind| kind == AlertKind::Cleared);
+        plot.show(ui, |plot_ui| {
+            if follow {
+                plot_ui.set_plot_bounds_x(start..=end);
+            }
+            plot_ui.line(Line::new("Temperature", PlotPoints::from(samples)).width(2.0));
+            plot_ui.hline(
+                HLine::new(format!("Threshold {threshold:.1} °C"), threshold)
+                    .color(THRESHOLD_COLOR)
+                    .width(2.0),
+            );
+            plot_ui.hline(
+                HLine::new(format!("Clears at {clear_level:.1} °C"), clear_level)
+                    .color(THRESHOLD_COLOR.gamma_multiply(0.6))
+                    .style(LineStyle::dashed_loose()),
+            );
+            plot_ui.points(
+                Points::new("Alert raised", raised)
+                    .color(RAISED_COLOR)
+                    .shape(MarkerShape::Diamond)
+                    .radius(6.0),
+            );
+            plot_ui.points(
+                Points::new("Alert cleared", cleared)
+                    .color(CLEARED_COLOR)
+                    .shape(MarkerShape::Circle)
+                    .radius(5.0),
+            );
+        });
+    }
+
+    fn marker_points(&self, keep: impl Fn(AlertKind) -> bool) -> Vec<[f64; 2]> {
+        self.markers
+            .iter()
+            .filter(|m| keep(m.kind))
+            .map(|m| [m.time, m.temperature])
+            .collect()
+    }
+}
+
+/// Adds `widget` after a label that names it, for people and for screen readers.
+fn labelled(ui: &mut egui::Ui, text: &str, widget: impl egui::Widget) -> egui::Response {
+    let label = ui.label(text);
+    ui.add(widget).labelled_by(label.id)
+}
+
+fn telemetry_label(state: TelemetryState) -> RichText {
+    match state {
+        TelemetryState::Active => RichText::new("Telemetry on"),
+        TelemetryState::PausedByUser => {
+            RichText::new("Paused (Space resumes)").color(THRESHOLD_COLOR)
+        }
+        TelemetryState::PausedByControl => {
+            RichText::new("Paused by the control topic").color(THRESHOLD_COLOR)
+        }
+    }
+}
+
+fn notification_text(alert: &temperature_alert::Alert) -> String {
+    match &alert.notification {
+        temperature_alert::Notification::Pending => "Email pending".to_owned(),
+        temperature_alert::Notification::Sent { id } => format!("Email: {id}"),
+        temperature_alert::Notification::Failed { error } => format!("Email failed: {error}"),
+    }
+}
+
+/// `HH:MM:SS` in UTC for a time in seconds since the Unix epoch.
+fn clock_label(seconds: f64) -> String {
+    let total = seconds.rem_euclid(86_400.0) as u64;
+    format!(
+        "{:02}:{:02}:{:02}",
+        total / 3600,
+        total / 60 % 60,
+        total % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_label_formats_utc_time() {
+        assert_eq!(clock_label(1_796_378_405.25), "10:00:05");
+        assert_eq!(clock_label(59.0), "00:00:59");
+    }
+}

@@ -1,0 +1,89 @@
+//! Command line of Sensor Emulator: opens the window, or runs headless.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use sensor_emulator::paths::{AppPaths, DATA_DIR_ENV};
+use sensor_emulator::settings::SettingsStore;
+use sensor_emulator::{app, headless};
+
+/// Temperature sensor emulator and alert monitor for AWS IoT Core, with an embedded local
+/// cloud.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Folder for settings, outbox and logs, instead of the operating system's folders.
+    #[arg(long, global = true, env = DATA_DIR_ENV, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Port of the embedded MQTT broker (0 picks a free one); overrides the saved setting.
+    #[arg(long, global = true, value_name = "PORT")]
+    broker_port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Run without a window and print readings and alerts as JSON lines.
+    Headless(headless::HeadlessArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    // rustls needs one process-wide crypto provider; `ring` builds on every target we ship,
+    // Windows on Arm included.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let paths = AppPaths::resolve(cli.data_dir.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sensor-emulator-io")
+        .enable_all()
+        .build()?;
+    let store = SettingsStore::new(paths.settings_file.clone());
+    match cli.command {
+        Some(Mode::Headless(args)) => {
+            let _lock = paths.lock_instance()?;
+            let loaded = store.load();
+            for notice in &loaded.notices {
+                eprintln!("warning: {notice}");
+            }
+            runtime.block_on(headless::run(
+                args,
+                loaded.settings,
+                &paths,
+                cli.broker_port,
+            ))
+        }
+        None => app::run_window(&runtime, &paths, store, cli.broker_port),
+    }
+}
+
+/// Log levels when `RUST_LOG` is unset. rumqttd is silenced because it logs every client
+/// that disconnects, the app's own start-up probe included, as an error; the app checks the
+/// broker itself and reports its failures.
+const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,rumqttc=warn";
+
+fn init_tracing() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
