@@ -1,11 +1,15 @@
 //! Command line of Sensor Emulator: opens the window, or runs headless.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use sensor_emulator::paths::{AppPaths, DATA_DIR_ENV};
 use sensor_emulator::settings::SettingsStore;
@@ -34,11 +38,18 @@ enum Mode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let paths = match AppPaths::resolve(cli.data_dir.as_deref()) {
+        Ok(paths) => paths,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = init_tracing(&paths.log_dir);
     // rustls needs one process-wide crypto provider; `ring` builds on every target we ship,
     // Windows on Arm included.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match run(cli) {
+    match run(cli, &paths) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -47,8 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let paths = AppPaths::resolve(cli.data_dir.as_deref())?;
+fn run(cli: Cli, paths: &AppPaths) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sensor-emulator-io")
@@ -69,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.broker_port,
             ))
         }
-        None => app::run_window(&runtime, &paths, store, cli.broker_port),
+        None => app::run_window(&runtime, paths, store, cli.broker_port),
     }
 }
 
@@ -78,12 +88,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// broker itself and reports its failures.
 const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,rumqttc=warn";
 
-fn init_tracing() {
+/// Logs to standard error and to a daily file in `log_dir`, keeping a week of files. The
+/// returned guard flushes the file when dropped; `None` means the file could not be
+/// opened and only standard error is used.
+fn init_tracing(log_dir: &Path) -> Option<WorkerGuard> {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter());
+    let appender = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("sensor-emulator")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(log_dir);
+    let (file_layer, guard, file_error) = match appender {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(filter());
+            (Some(layer), Some(guard), None)
+        }
+        Err(error) => (None, None, Some(error)),
+    };
+    tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
         .init();
+    if let Some(error) = file_error {
+        tracing::warn!(%error, dir = %log_dir.display(), "log file not opened; logging to standard error only");
+    }
+    guard
 }

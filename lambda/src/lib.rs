@@ -432,3 +432,7 @@ impl Monitor {
 
 #[cfg(test)]
 mod tests;
+
+/// The AWS Lambda function (`bootstrap` binary); only with the `function` feature.
+#[cfg(feature = "function")]
+pub mod function;
