@@ -96,11 +96,12 @@ pub async fn run(
     };
     let (sink, events) = EventSink::new(|| {});
     let pipeline = Pipeline::start(config, clock, sink.clone())?;
-    eprintln!(
-        "broker listening on {}; outbox {}",
-        pipeline.broker_addr(),
-        pipeline.outbox_dir.display()
-    );
+    if let Some(addr) = pipeline.broker_addr() {
+        eprintln!(
+            "broker listening on {addr}; outbox {}",
+            pipeline.outbox_dir.display()
+        );
+    }
     if let Some(offset) = args.spike_at {
         let offset = time::Duration::try_from(offset).context("--spike-at is too long")?;
         pipeline.send(Command::Spike {

@@ -1,12 +1,13 @@
 //! The emulator's pipeline, shared by the window and headless mode: the sensor scheduler
-//! publishes readings, the local cloud judges them, and alerts come back on the alerts
-//! topic. The caller sends [`Command`]s and receives [`PipelineEvent`]s; nothing here
-//! waits on the caller.
+//! publishes readings, the local cloud (or a remote broker's cloud, such as AWS IoT Core)
+//! judges them, and alerts come back on the alerts topic. The caller sends [`Command`]s
+//! and receives [`PipelineEvent`]s; nothing here waits on the caller.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rumqttc::QoS;
 use temperature_alert::{Alert, AlertSource, Monitor, PolicyConfig};
@@ -15,18 +16,19 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::local_cloud::broker::{self, BrokerError, BrokerHandle};
-use crate::local_cloud::engine::{Engine, EngineCommand, EngineObserver, RuleTrace};
+use crate::local_cloud::engine::{Engine, EngineCommand, EngineObserver, RuleTrace, SeenReadings};
 use crate::local_cloud::outbox::{Outbox, OutboxError};
 use crate::local_cloud::rules::{Rule, RuleError};
-use crate::mqtt::{Link, LinkOptions, LinkState, Message};
-use crate::sensor::{
-    ALERTS_TOPIC, CONTROL_TOPIC, Clock, Reading, SensorModel, SensorSettings, TELEMETRY_TOPIC,
-};
-use crate::settings::BrokerSettings;
+use crate::mqtt::{Link, LinkOptions, LinkState, LinkStatus, MAX_BACKOFF, Message};
+use crate::sensor::{Clock, Reading, SensorModel, SensorSettings};
+use crate::settings::{BrokerSettings, TopicSettings};
+use crate::tls::TlsError;
+use crate::tls::remote::RemoteProfile;
 
 /// Events buffered for the window or headless printer before the oldest are dropped.
 const EVENT_CAPACITY: usize = 16_384;
-const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+/// MQTT keep-alive; AWS IoT Core accepts 30 to 1200 seconds.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// Failures to start the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,66 @@ pub enum PipelineError {
     Outbox(#[from] OutboxError),
     #[error("topic rule is invalid: {0}")]
     Rule(#[from] RuleError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Where the device link publishes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The embedded local cloud. An embedded broker that is running already is reused,
+    /// because rumqttd cannot be stopped; `None` starts one.
+    Local { broker: Option<BrokerHandle> },
+    /// A remote broker; no embedded broker or rules engine runs.
+    Remote(Box<RemoteTarget>),
+}
+
+/// A remote profile with its TLS configuration loaded and checked.
+#[derive(Debug, Clone)]
+pub struct RemoteTarget {
+    pub profile: RemoteProfile,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Describes the trust anchors for error messages.
+    pub anchors: String,
+    pub keep_alive: Duration,
+    /// Readings kept while disconnected.
+    pub offline_queue: usize,
+    pub max_backoff: Duration,
+}
+
+impl RemoteTarget {
+    /// Loads and checks the profile's certificate, key and CA files, so that a bad file
+    /// fails here once, with its message, rather than at every connection attempt.
+    pub fn prepare(
+        profile: RemoteProfile,
+        offline_queue: usize,
+        now: OffsetDateTime,
+    ) -> Result<Self, TlsError> {
+        let tls = match &profile.tls {
+            Some(files) => Some(files.client_config(now)?),
+            None => None,
+        };
+        Ok(Self {
+            anchors: profile.anchors_label(),
+            profile,
+            tls,
+            keep_alive: KEEP_ALIVE,
+            offline_queue,
+            max_backoff: MAX_BACKOFF,
+        })
+    }
+
+    fn link_options(&self, subscriptions: Vec<String>) -> LinkOptions {
+        let mqtt = self.profile.mqtt_options(self.tls.clone(), self.keep_alive);
+        let mut options = LinkOptions::new(
+            mqtt,
+            self.profile.context(self.anchors.clone(), self.keep_alive),
+        );
+        options.subscriptions = subscriptions;
+        options.offline_queue = self.offline_queue;
+        options.max_backoff = self.max_backoff;
+        options
+    }
 }
 
 /// What the pipeline starts with.
@@ -156,9 +218,12 @@ impl EngineObserver for EventSink {
 /// A running pipeline.
 pub struct Pipeline {
     commands: mpsc::Sender<Command>,
-    engine: mpsc::Sender<EngineCommand>,
-    /// Where the embedded broker listens.
-    pub broker: BrokerHandle,
+    /// The local rules engine; `None` for a remote profile.
+    engine: Option<mpsc::Sender<EngineCommand>>,
+    /// Where the embedded broker listens; `None` for a remote profile.
+    pub broker: Option<BrokerHandle>,
+    /// The remote profile in use; `None` for the local cloud.
+    pub remote: Option<RemoteProfile>,
     pub outbox_dir: PathBuf,
     /// Time of the first reading.
     pub started_at: OffsetDateTime,
@@ -166,7 +231,16 @@ pub struct Pipeline {
     pub session: String,
     /// Alerts found in the journal at start, oldest first.
     pub past_alerts: Vec<Alert>,
-    _links: (Link, Link),
+    device_link: Link,
+    _engine_link: Option<Link>,
+}
+
+/// The local cloud's parts that the sensor side does not see.
+struct LocalCloud {
+    broker: BrokerHandle,
+    engine: mpsc::Sender<EngineCommand>,
+    engine_link: Link,
+    past_alerts: Vec<Alert>,
 }
 
 impl Pipeline {
@@ -176,97 +250,194 @@ impl Pipeline {
         clock: Clock,
         sink: EventSink,
     ) -> Result<Self, PipelineError> {
-        let rule = Rule::parse(&config.rule_sql)?;
-        let broker = broker::start(config.broker.bind, config.broker.port)?;
-        let outbox = Outbox::open(config.outbox_dir.clone(), &config.email_to)?;
-        let (monitor, past_alerts) = restore_monitor(&outbox, config.policy, &sink);
-        let session = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        Self::start_with(config, Target::Local { broker: None }, clock, sink)
+    }
 
-        let (engine_tx, engine_rx) = mpsc::channel(64);
-        let (rule_messages_tx, rule_messages) = mpsc::channel(1024);
-        let engine_link = Link::spawn(
-            link_options(
-                broker.addr,
-                format!("sensor-emulator-rules-{session}"),
-                vec![rule.topic_filter().to_owned()],
-            ),
-            rule_messages_tx,
-            |_| {},
-        );
-        let engine = Engine {
-            rule,
-            monitor,
-            outbox,
-            link: engine_link.clone(),
-            clock: clock.clone(),
-            observer: sink.clone(),
+    /// Starts the sensor, publishing to `target`, on the current tokio runtime.
+    pub fn start_with(
+        config: PipelineConfig,
+        target: Target,
+        clock: Clock,
+        sink: EventSink,
+    ) -> Result<Self, PipelineError> {
+        let session = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let (device_options, topics, device_id, local, remote) = match target {
+            Target::Local { broker } => {
+                let local = start_local_cloud(&config, broker, &clock, &sink, &session)?;
+                let topics = TopicSettings::default();
+                let options = link_options(
+                    local.broker.addr,
+                    format!("sensor-emulator-{session}"),
+                    vec![topics.control.clone(), topics.alerts.clone()],
+                );
+                (options, topics, None, Some(local), None)
+            }
+            Target::Remote(remote) => {
+                let remote = *remote;
+                let topics = remote.profile.topics.clone();
+                let options =
+                    remote.link_options(vec![topics.control.clone(), topics.alerts.clone()]);
+                let device_id = remote.profile.device_id.clone();
+                (options, topics, device_id, None, Some(remote.profile))
+            }
         };
-        tokio::spawn(engine.run(rule_messages, engine_rx));
 
         let (device_messages_tx, device_messages) = mpsc::channel(1024);
         let state_sink = sink.clone();
-        let device_link = Link::spawn(
-            link_options(
-                broker.addr,
-                format!("sensor-emulator-{session}"),
-                vec![CONTROL_TOPIC.to_owned(), ALERTS_TOPIC.to_owned()],
-            ),
-            device_messages_tx,
-            move |state| state_sink.emit(PipelineEvent::Link(state.clone())),
-        );
+        let device_link = Link::spawn(device_options, device_messages_tx, move |state| {
+            state_sink.emit(PipelineEvent::Link(state.clone()));
+        });
 
         let (commands, command_rx) = mpsc::channel(256);
         let started_at = clock.now();
         let seed = config.seed.unwrap_or_else(rand::random);
+        let mut sensor = config.sensor;
+        if let Some(id) = &device_id {
+            sensor.device_id.clone_from(id);
+        }
         let scheduler = Scheduler {
-            model: SensorModel::new(config.sensor, seed, session.clone()),
+            model: SensorModel::new(sensor, seed, session.clone()),
             clock,
             link: device_link.clone(),
             sink: sink.clone(),
             user_paused: false,
             control_active: true,
             stop_at: config.run_for.map(|length| started_at + length),
+            telemetry_topic: topics.telemetry.clone(),
+            device_id,
         };
         let (control_tx, control_rx) = mpsc::channel(64);
-        tokio::spawn(route_device_messages(device_messages, control_tx, sink));
+        tokio::spawn(route_device_messages(
+            device_messages,
+            control_tx,
+            sink,
+            topics,
+        ));
         tokio::spawn(scheduler.run(started_at, command_rx, control_rx));
-        info!(broker = %broker.addr, session, seed, "pipeline started");
+        match (&local, &remote) {
+            (Some(local), _) => {
+                info!(broker = %local.broker.addr, session, seed, "pipeline started");
+            }
+            (None, Some(remote)) => {
+                info!(endpoint = %remote.address(), client_id = %remote.client_id, session, seed, "pipeline started");
+            }
+            (None, None) => {}
+        }
 
+        let (broker, engine, engine_link, past_alerts) = match local {
+            Some(local) => (
+                Some(local.broker),
+                Some(local.engine),
+                Some(local.engine_link),
+                local.past_alerts,
+            ),
+            None => (None, None, None, Vec::new()),
+        };
         Ok(Self {
             commands,
-            engine: engine_tx,
+            engine,
             broker,
+            remote,
             outbox_dir: config.outbox_dir,
             started_at,
             session,
             past_alerts,
-            _links: (engine_link, device_link),
+            device_link,
+            _engine_link: engine_link,
         })
     }
 
-    /// Sends a command without waiting; returns false when the pipeline is gone or busy.
+    /// Sends a command without waiting; returns false when the pipeline is gone or busy,
+    /// or for policy and rule changes, which have no rules engine to go to in a remote
+    /// profile.
     pub fn send(&self, command: Command) -> bool {
         let result = match command {
             Command::SetPolicy(config) => {
                 let _ = self.commands.try_send(Command::SetPolicy(config));
-                self.engine
-                    .try_send(EngineCommand::SetPolicy(config))
-                    .map_err(|_| ())
+                match &self.engine {
+                    Some(engine) => engine
+                        .try_send(EngineCommand::SetPolicy(config))
+                        .map_err(|_| ()),
+                    None => Err(()),
+                }
             }
-            Command::SetRule(rule) => self
-                .engine
-                .try_send(EngineCommand::SetRule(rule))
-                .map_err(|_| ()),
+            Command::SetRule(rule) => match &self.engine {
+                Some(engine) => engine
+                    .try_send(EngineCommand::SetRule(rule))
+                    .map_err(|_| ()),
+                None => Err(()),
+            },
             other => self.commands.try_send(other).map_err(|_| ()),
         };
         result.is_ok()
     }
 
-    /// The broker address.
+    /// The embedded broker's address; `None` for a remote profile.
     #[must_use]
-    pub fn broker_addr(&self) -> SocketAddr {
-        self.broker.addr
+    pub fn broker_addr(&self) -> Option<SocketAddr> {
+        self.broker.as_ref().map(|broker| broker.addr)
     }
+
+    /// Whether the local cloud (broker, rules engine, outbox) runs in this pipeline.
+    #[must_use]
+    pub fn is_local(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// State, last error, round-trip time and queue figures of the device's connection.
+    #[must_use]
+    pub fn device_status(&self) -> LinkStatus {
+        self.device_link.status()
+    }
+
+    /// Disconnects the device's connection while `paused`; readings queue meanwhile.
+    pub fn pause_device_link(&self, paused: bool) {
+        self.device_link.set_paused(paused);
+    }
+}
+
+fn start_local_cloud(
+    config: &PipelineConfig,
+    broker: Option<BrokerHandle>,
+    clock: &Clock,
+    sink: &EventSink,
+    session: &str,
+) -> Result<LocalCloud, PipelineError> {
+    let rule = Rule::parse(&config.rule_sql)?;
+    let broker = match broker {
+        Some(running) => running,
+        None => broker::start(config.broker.bind, config.broker.port)?,
+    };
+    let outbox = Outbox::open(config.outbox_dir.clone(), &config.email_to)?;
+    let (monitor, past_alerts) = restore_monitor(&outbox, config.policy, sink);
+
+    let (engine_tx, engine_rx) = mpsc::channel(64);
+    let (rule_messages_tx, rule_messages) = mpsc::channel(1024);
+    let engine_link = Link::spawn(
+        link_options(
+            broker.addr,
+            format!("sensor-emulator-rules-{session}"),
+            vec![rule.topic_filter().to_owned()],
+        ),
+        rule_messages_tx,
+        |_| {},
+    );
+    let engine = Engine {
+        rule,
+        monitor,
+        outbox,
+        link: engine_link.clone(),
+        clock: clock.clone(),
+        observer: sink.clone(),
+        seen: SeenReadings::default(),
+    };
+    tokio::spawn(engine.run(rule_messages, engine_rx));
+    Ok(LocalCloud {
+        broker,
+        engine: engine_tx,
+        engine_link,
+        past_alerts,
+    })
 }
 
 fn link_options(addr: SocketAddr, client_id: String, subscriptions: Vec<String>) -> LinkOptions {
@@ -275,13 +446,9 @@ fn link_options(addr: SocketAddr, client_id: String, subscriptions: Vec<String>)
     } else {
         addr.ip().to_string()
     };
-    LinkOptions {
-        host,
-        port: addr.port(),
-        client_id,
-        keep_alive: KEEP_ALIVE,
-        subscriptions,
-    }
+    let mut options = LinkOptions::plain(&host, addr.port(), client_id, KEEP_ALIVE);
+    options.subscriptions = subscriptions;
+    options
 }
 
 fn restore_monitor(
@@ -317,9 +484,10 @@ async fn route_device_messages(
     mut messages: mpsc::Receiver<Message>,
     control: mpsc::Sender<bool>,
     sink: EventSink,
+    topics: TopicSettings,
 ) {
     while let Some(message) = messages.recv().await {
-        if message.topic == CONTROL_TOPIC {
+        if message.topic == topics.control {
             if let Some(active) = parse_control(&message.payload) {
                 if control.send(active).await.is_err() {
                     return;
@@ -329,10 +497,10 @@ async fn route_device_messages(
                     .chars()
                     .take(200)
                     .collect();
-                warn!(topic = CONTROL_TOPIC, %payload, "unexpected control message ignored; expected {{\"isTelemetryActive\": true|false}}");
+                warn!(topic = %topics.control, %payload, "unexpected control message ignored; expected {{\"isTelemetryActive\": true|false}}");
                 sink.emit(PipelineEvent::UnexpectedControl { payload });
             }
-        } else if message.topic == ALERTS_TOPIC {
+        } else if message.topic == topics.alerts {
             match serde_json::from_slice::<Alert>(&message.payload) {
                 Ok(alert) => sink.emit(PipelineEvent::Alert(alert)),
                 Err(error) => warn!(%error, "message on the alerts topic is not an alert; ignored"),
@@ -360,6 +528,9 @@ struct Scheduler {
     user_paused: bool,
     control_active: bool,
     stop_at: Option<OffsetDateTime>,
+    telemetry_topic: String,
+    /// `deviceId` set by the remote profile, which the sensor panel does not change.
+    device_id: Option<String>,
 }
 
 impl Scheduler {
@@ -406,7 +577,12 @@ impl Scheduler {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::UpdateSensor(settings) => self.model.set_settings(settings),
+            Command::UpdateSensor(mut settings) => {
+                if let Some(id) = &self.device_id {
+                    settings.device_id.clone_from(id);
+                }
+                self.model.set_settings(settings);
+            }
             Command::SetPaused(paused) => {
                 self.user_paused = paused;
                 self.sink
@@ -446,7 +622,7 @@ impl Scheduler {
         let payload = reading.to_payload(self.model.settings().number_format());
         if let Err(error) = self
             .link
-            .publish(TELEMETRY_TOPIC, payload, QoS::AtLeastOnce)
+            .publish(&self.telemetry_topic, payload, QoS::AtLeastOnce)
         {
             self.sink.emit(PipelineEvent::Error(format!(
                 "reading {} not sent: {error}",

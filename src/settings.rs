@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use temperature_alert::PolicyConfig;
 
-use crate::sensor::SensorSettings;
+use crate::sensor::{ALERTS_TOPIC, CONTROL_TOPIC, SensorSettings, TELEMETRY_TOPIC};
 
 /// The product's default topic rule: it keeps the device id, so alarm state is per device,
 /// and the sequence number and timestamp, so alerts point at the reading behind them.
@@ -37,6 +37,167 @@ pub enum Profile {
     /// The embedded local cloud: broker, rules engine and outbox in this process.
     #[default]
     Local,
+    /// AWS IoT Core with mutual TLS.
+    Aws,
+    /// Any MQTT broker, with or without TLS.
+    Custom,
+}
+
+impl Profile {
+    pub const ALL: [Self; 3] = [Self::Local, Self::Aws, Self::Custom];
+
+    /// Name in the window.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Local => "Local",
+            Self::Aws => "AWS IoT Core",
+            Self::Custom => "Custom MQTT broker",
+        }
+    }
+
+    /// Name on the command line and in `settings.json`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Aws => "aws",
+            Self::Custom => "custom",
+        }
+    }
+}
+
+/// Topics of a remote profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TopicSettings {
+    pub telemetry: String,
+    pub control: String,
+    pub alerts: String,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            telemetry: TELEMETRY_TOPIC.to_owned(),
+            control: CONTROL_TOPIC.to_owned(),
+            alerts: ALERTS_TOPIC.to_owned(),
+        }
+    }
+}
+
+/// The AWS IoT Core profile. Empty paths and ids mean "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AwsSettings {
+    /// Device data endpoint, `<prefix>-ats.iot.<region>.amazonaws.com`.
+    pub endpoint: String,
+    /// 8883, or 443 with the ALPN protocol `x-amzn-mqtt-ca`.
+    pub port: u16,
+    pub thing_name: String,
+    /// MQTT client id; the thing name when empty, which is what least-privilege IoT
+    /// policies (`client/${iot:Connection.Thing.ThingName}`) expect.
+    pub client_id: String,
+    /// `deviceId` of the readings; the thing name when empty.
+    pub device_id: String,
+    pub certificate_file: PathBuf,
+    pub private_key_file: PathBuf,
+    /// CA file; Amazon Root CA 1 and 3, built into the app, when empty.
+    pub ca_file: PathBuf,
+    pub topics: TopicSettings,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            port: 8883,
+            thing_name: "WeatherEmulator".to_owned(),
+            client_id: String::new(),
+            device_id: String::new(),
+            certificate_file: PathBuf::new(),
+            private_key_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
+            topics: TopicSettings::default(),
+        }
+    }
+}
+
+impl AwsSettings {
+    /// The client id in use: the thing name unless another one is set.
+    #[must_use]
+    pub fn effective_client_id(&self) -> &str {
+        non_empty(&self.client_id).unwrap_or(self.thing_name.trim())
+    }
+
+    /// The `deviceId` in use: the thing name unless another one is set.
+    #[must_use]
+    pub fn effective_device_id(&self) -> &str {
+        non_empty(&self.device_id).unwrap_or(self.thing_name.trim())
+    }
+}
+
+/// A custom MQTT broker. Empty paths and strings mean "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CustomBrokerSettings {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    /// `deviceId` of the readings; the sensor's device id when empty.
+    pub device_id: String,
+    pub tls: bool,
+    /// CA that signed the broker's certificate; required with TLS.
+    pub ca_file: PathBuf,
+    /// Client certificate and key, for brokers that require them.
+    pub certificate_file: PathBuf,
+    pub private_key_file: PathBuf,
+    pub username: String,
+    /// NOTE: stored in plain text in settings.json, like the broker's own clients do.
+    pub password: String,
+    pub topics: TopicSettings,
+}
+
+impl Default for CustomBrokerSettings {
+    fn default() -> Self {
+        Self {
+            host: "localhost".to_owned(),
+            port: 1883,
+            client_id: "sensor-emulator".to_owned(),
+            device_id: String::new(),
+            tls: false,
+            ca_file: PathBuf::new(),
+            certificate_file: PathBuf::new(),
+            private_key_file: PathBuf::new(),
+            username: String::new(),
+            password: String::new(),
+            topics: TopicSettings::default(),
+        }
+    }
+}
+
+/// Transport options shared by the remote profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TransportSettings {
+    /// Readings kept while disconnected; the oldest are dropped beyond this.
+    pub offline_queue: usize,
+}
+
+/// Allowed offline queue lengths.
+pub const OFFLINE_QUEUE_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            offline_queue: 10_000,
+        }
+    }
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then_some(trimmed)
 }
 
 /// The embedded broker's listening address.
@@ -58,12 +219,16 @@ impl Default for BrokerSettings {
     }
 }
 
-/// Window size in logical points.
+/// Window size and position in logical points.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WindowSettings {
     pub width: f32,
     pub height: f32,
+    /// Left edge of the outer window; the operating system places the window when `None`.
+    pub x: Option<f32>,
+    /// Top edge of the outer window.
+    pub y: Option<f32>,
 }
 
 impl Default for WindowSettings {
@@ -71,6 +236,8 @@ impl Default for WindowSettings {
         Self {
             width: 1280.0,
             height: 800.0,
+            x: None,
+            y: None,
         }
     }
 }
@@ -87,6 +254,9 @@ pub struct Settings {
     /// Recipient written into the outbox's emails.
     pub email_to: String,
     pub window: WindowSettings,
+    pub aws: AwsSettings,
+    pub custom: CustomBrokerSettings,
+    pub transport: TransportSettings,
 }
 
 impl Default for Settings {
@@ -99,6 +269,9 @@ impl Default for Settings {
             broker: BrokerSettings::default(),
             email_to: DEFAULT_EMAIL.to_owned(),
             window: WindowSettings::default(),
+            aws: AwsSettings::default(),
+            custom: CustomBrokerSettings::default(),
+            transport: TransportSettings::default(),
         }
     }
 }
@@ -116,6 +289,24 @@ impl Settings {
             || !(150.0..=10_000.0).contains(&self.window.height)
         {
             self.window = window;
+        }
+        if !matches!(self.aws.port, 8883 | 443) {
+            notes.push(format!(
+                "AWS port {} is not 8883 or 443; using 8883",
+                self.aws.port
+            ));
+            self.aws.port = 8883;
+        }
+        let queue = self
+            .transport
+            .offline_queue
+            .clamp(*OFFLINE_QUEUE_RANGE.start(), *OFFLINE_QUEUE_RANGE.end());
+        if queue != self.transport.offline_queue {
+            notes.push(format!(
+                "offline queue of {} readings is out of range; using {queue}",
+                self.transport.offline_queue
+            ));
+            self.transport.offline_queue = queue;
         }
         notes
     }
@@ -286,6 +477,62 @@ mod tests {
             fs::read_to_string(dir.path().join(&name)).unwrap(),
             "{\"sensor\": {\"setpoint\": "
         );
+    }
+
+    #[test]
+    fn older_file_without_profiles_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        fs::write(&path, r#"{"profile": "local", "sensor": {"setpoint": 30}}"#).unwrap();
+        let loaded = SettingsStore::new(path).load();
+        assert!(loaded.notices.is_empty(), "{:?}", loaded.notices);
+        assert_eq!(loaded.settings.profile, Profile::Local);
+        assert_eq!(loaded.settings.aws, AwsSettings::default());
+        assert_eq!(loaded.settings.transport.offline_queue, 10_000);
+    }
+
+    #[test]
+    fn aws_profile_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SettingsStore::new(dir.path().join("settings.json"));
+        let mut settings = Settings {
+            profile: Profile::Aws,
+            ..Settings::default()
+        };
+        settings.aws.endpoint = "abc123-ats.iot.eu-west-1.amazonaws.com".to_owned();
+        settings.aws.port = 443;
+        settings.aws.certificate_file = PathBuf::from("/kit/WeatherEmulator.cert.pem");
+        store.save(&settings).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains(r#""profile": "aws""#), "{text}");
+        assert_eq!(store.load().settings, settings);
+    }
+
+    #[test]
+    fn client_and_device_id_default_to_thing_name() {
+        let mut aws = AwsSettings {
+            thing_name: " Station-7 ".to_owned(),
+            ..AwsSettings::default()
+        };
+        assert_eq!(aws.effective_client_id(), "Station-7");
+        assert_eq!(aws.effective_device_id(), "Station-7");
+        aws.client_id = "other".to_owned();
+        assert_eq!(aws.effective_client_id(), "other");
+    }
+
+    #[test]
+    fn invalid_port_and_queue_are_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        fs::write(
+            &path,
+            r#"{"aws": {"port": 1883}, "transport": {"offlineQueue": 0}}"#,
+        )
+        .unwrap();
+        let loaded = SettingsStore::new(path).load();
+        assert_eq!(loaded.settings.aws.port, 8883);
+        assert_eq!(loaded.settings.transport.offline_queue, 1);
+        assert_eq!(loaded.notices.len(), 2, "{:?}", loaded.notices);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use sensor_emulator::pipeline::{Command, PipelineEvent, TelemetryState};
 use sensor_emulator::sensor::{
     ALERTS_TOPIC, CONTROL_TOPIC, Clock, ManualClock, SensorSettings, TELEMETRY_TOPIC,
 };
-use temperature_alert::{Alert, AlertKind, Decision, Notification, UNKNOWN_DEVICE};
+use temperature_alert::{
+    Alert, AlertKind, AlertMode, Decision, Notification, PolicyConfig, UNKNOWN_DEVICE,
+};
 use time::Duration;
 use time::macros::datetime;
 
@@ -38,7 +40,7 @@ fn tutorial_payload(device: &str, temperature: &str) -> String {
 async fn tutorial_string_payload_raises_alert() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
-    let port = test.pipeline.broker_addr().port();
+    let port = test.pipeline.broker_addr().expect("local broker").port();
     let client = TestClient::connect(port, "tutorial-emulator", &[ALERTS_TOPIC]).await;
 
     client
@@ -92,7 +94,12 @@ async fn tutorial_string_payload_raises_alert() {
 async fn unusable_temperatures_give_reasons() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
-    let client = TestClient::connect(test.pipeline.broker_addr().port(), "bad-inputs", &[]).await;
+    let client = TestClient::connect(
+        test.pipeline.broker_addr().expect("local broker").port(),
+        "bad-inputs",
+        &[],
+    )
+    .await;
 
     let cases = [
         (
@@ -151,8 +158,12 @@ async fn tutorial_rule_alerts_for_unknown_device() {
     let mut test = start_pipeline(SensorSettings::default(), clock);
     let rule = Rule::parse("SELECT temperature FROM 'Emulators/Weather/SensorReadings'").unwrap();
     assert!(test.pipeline.send(Command::SetRule(Box::new(rule))));
-    let client =
-        TestClient::connect(test.pipeline.broker_addr().port(), "tutorial-rule", &[]).await;
+    let client = TestClient::connect(
+        test.pipeline.broker_addr().expect("local broker").port(),
+        "tutorial-rule",
+        &[],
+    )
+    .await;
 
     client
         .publish(TELEMETRY_TOPIC, &tutorial_payload("station-9", "40"))
@@ -192,7 +203,12 @@ async fn control_topic_pauses_and_resumes() {
         (2, start + Duration::seconds(1))
     );
 
-    let client = TestClient::connect(test.pipeline.broker_addr().port(), "controller", &[]).await;
+    let client = TestClient::connect(
+        test.pipeline.broker_addr().expect("local broker").port(),
+        "controller",
+        &[],
+    )
+    .await;
     client
         .publish(CONTROL_TOPIC, r#"{"isTelemetryActive": false}"#)
         .await;
@@ -237,4 +253,42 @@ async fn control_topic_pauses_and_resumes() {
     )
     .await;
     assert_eq!(payload, r#"{"telemetry": "off"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_reading_is_judged_once() {
+    let (_manual, clock) = manual_clock();
+    let mut test = start_pipeline(SensorSettings::default(), clock);
+    let every = PolicyConfig {
+        mode: AlertMode::Every,
+        ..PolicyConfig::default()
+    };
+    assert!(test.pipeline.send(Command::SetPolicy(every)));
+    let port = test.pipeline.broker_addr().expect("local broker").port();
+    let client = TestClient::connect(port, "replaying-emulator", &[]).await;
+    let payload = r#"{"deviceId":"replayer","session":"s-1","seq":7,"timestamp":"2026-12-04T10:00:00.000Z","temperature":41.5,"humidity":55,"pressure":1012.3}"#;
+
+    client.publish(TELEMETRY_TOPIC, payload).await;
+    let first = wait_for(&mut test.events, "first delivery", trace_for("replayer")).await;
+    assert!(
+        matches!(
+            first.outcome,
+            TraceOutcome::Decided {
+                decision: Decision::Raised,
+                ..
+            }
+        ),
+        "{:?}",
+        first.outcome
+    );
+
+    client.publish(TELEMETRY_TOPIC, payload).await;
+    let second = wait_for(&mut test.events, "second delivery", trace_for("replayer")).await;
+    let TraceOutcome::Duplicate { reason } = &second.outcome else {
+        panic!("repeat was judged again: {:?}", second.outcome);
+    };
+    assert_eq!(reason, "reading 7 of session s-1 was already judged");
+    let journal =
+        std::fs::read_to_string(test.dir.path().join("outbox").join("alerts.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 1, "{journal}");
 }

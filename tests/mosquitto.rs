@@ -22,23 +22,18 @@ fn mosquitto_clients_publish_and_receive_alert() {
     let _entered = runtime.enter();
     let clock = Clock::Manual(ManualClock::new(datetime!(2026-12-04 10:00 UTC)));
     let test = start_pipeline(SensorSettings::default(), clock);
-    let port = test.pipeline.broker_addr().port().to_string();
+    let port = test
+        .pipeline
+        .broker_addr()
+        .expect("local broker")
+        .port()
+        .to_string();
 
-    // `-d` prints the protocol exchange, so the test knows when the subscription is active.
-    let mut subscriber = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            ALERTS_TOPIC,
-            "-C",
-            "1",
-            "-W",
-            "30",
-            "-d",
-        ])
+    // `-d` prints the protocol exchange, so the test can tell when the subscription is active.
+    // stdbuf makes mosquitto_sub flush each line, which stdio holds back on a pipe.
+    let mut subscriber = Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port])
+        .args(["-t", ALERTS_TOPIC, "-C", "1", "-W", "30", "-d"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub is installed (Debian package mosquitto-clients)");

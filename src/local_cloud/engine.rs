@@ -2,6 +2,8 @@
 //! for its `FROM` filter, judges matches with the alert library, and sends each alert to
 //! the outbox and the alerts topic. Every evaluation leaves a [`RuleTrace`].
 
+use std::collections::HashMap;
+
 use rumqttc::QoS;
 use serde::Serialize;
 use temperature_alert::{Alert, Decision, Monitor, PolicyConfig, parse_event};
@@ -42,6 +44,8 @@ pub enum TraceOutcome {
     InvalidPayload { reason: String },
     /// The rule matched but its result is no reading the policy can judge.
     Rejected { reason: String },
+    /// The same reading arrived again, after a reconnection, and was not judged twice.
+    Duplicate { reason: String },
 }
 
 impl TraceOutcome {
@@ -53,7 +57,8 @@ impl TraceOutcome {
             Self::NotMatched { reason }
             | Self::Undefined { reason }
             | Self::InvalidPayload { reason }
-            | Self::Rejected { reason } => Some(reason),
+            | Self::Rejected { reason }
+            | Self::Duplicate { reason } => Some(reason),
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct Engine<O> {
     pub link: Link,
     pub clock: Clock,
     pub observer: O,
+    pub seen: SeenReadings,
 }
 
 impl<O: EngineObserver> Engine<O> {
@@ -131,7 +137,22 @@ impl<O: EngineObserver> Engine<O> {
 
     fn evaluate(&mut self, message: &Message) -> RuleTrace {
         let now = self.clock.now();
-        let (device_id, seq) = identify(&message.payload);
+        let Identity {
+            device_id,
+            session,
+            seq,
+        } = identify(&message.payload);
+        if let (Some(device), Some(session), Some(seq)) = (&device_id, &session, seq)
+            && self.seen.is_repeat(device, session, seq)
+        {
+            let reason = format!("reading {seq} of session {session} was already judged");
+            return RuleTrace {
+                topic: message.topic.clone(),
+                device_id,
+                seq: Some(seq),
+                outcome: TraceOutcome::Duplicate { reason },
+            };
+        }
         let context = EvalContext {
             timestamp_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
         };
@@ -199,14 +220,84 @@ impl<O: EngineObserver> Engine<O> {
 }
 
 /// Reads `deviceId` and `seq` from a payload for the trace, whatever the rule selects.
-fn identify(payload: &[u8]) -> (Option<String>, Option<u64>) {
+fn identify(payload: &[u8]) -> Identity {
     let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(payload) else {
-        return (None, None);
+        return Identity::default();
     };
-    let device_id = fields
-        .get("deviceId")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let seq = fields.get("seq").and_then(serde_json::Value::as_u64);
-    (device_id, seq)
+    let text = |name: &str| fields.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    Identity {
+        device_id: text("deviceId"),
+        session: text("session"),
+        seq: fields.get("seq").and_then(serde_json::Value::as_u64),
+    }
+}
+
+/// Who sent a reading, as far as its payload says.
+#[derive(Debug, Default)]
+struct Identity {
+    device_id: Option<String>,
+    session: Option<String>,
+    seq: Option<u64>,
+}
+
+/// Highest sequence number judged per device and emulator session. Readings are
+/// delivered at least once, so after a reconnection the same reading can arrive again; it
+/// must not be judged twice (in `every` mode that would send a second email).
+#[derive(Debug, Default)]
+pub struct SeenReadings {
+    highest: HashMap<(String, String), u64>,
+}
+
+/// Device and session pairs remembered before the table starts afresh.
+const MAX_SEEN_SESSIONS: usize = 10_000;
+
+impl SeenReadings {
+    /// Records the reading and returns whether one with this or a higher `seq` was
+    /// already judged for the same device and session.
+    fn is_repeat(&mut self, device_id: &str, session: &str, seq: u64) -> bool {
+        let key = (device_id.to_owned(), session.to_owned());
+        if self
+            .highest
+            .get(&key)
+            .is_some_and(|&highest| seq <= highest)
+        {
+            return true;
+        }
+        if self.highest.len() >= MAX_SEEN_SESSIONS && !self.highest.contains_key(&key) {
+            self.highest.clear();
+        }
+        self.highest.insert(key, seq);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_readings_flags_repeats_per_session() {
+        let mut seen = SeenReadings::default();
+        assert!(!seen.is_repeat("a", "s1", 1));
+        assert!(!seen.is_repeat("a", "s1", 2));
+        assert!(seen.is_repeat("a", "s1", 2), "same seq again");
+        assert!(seen.is_repeat("a", "s1", 1), "older seq");
+        assert!(
+            !seen.is_repeat("a", "s2", 1),
+            "a restarted emulator starts a new session"
+        );
+        assert!(!seen.is_repeat("b", "s1", 1), "another device");
+        assert!(!seen.is_repeat("a", "s1", 3));
+    }
+
+    #[test]
+    fn identify_reads_payload_fields() {
+        let identity = identify(br#"{"deviceId":"d","session":"s","seq":4,"temperature":1}"#);
+        assert_eq!(identity.device_id.as_deref(), Some("d"));
+        assert_eq!(identity.session.as_deref(), Some("s"));
+        assert_eq!(identity.seq, Some(4));
+        let tutorial = identify(br#"{"deviceId":"d","temperature":"36.20"}"#);
+        assert_eq!(tutorial.seq, None);
+        assert_eq!(identify(b"not json").device_id, None);
+    }
 }

@@ -12,7 +12,7 @@ use sensor_emulator::settings::{BrokerSettings, DEFAULT_RULE_SQL};
 use temperature_alert::PolicyConfig;
 use tokio::sync::mpsc;
 
-/// Longest wait for any one expected event.
+/// Maximum wait for one expected event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A pipeline in its own temporary folder, with its events.
