@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::float_cmp))]
 
 pub mod app;
+pub mod doctor;
 pub mod headless;
 pub mod history;
 pub mod local_cloud;
@@ -17,3 +18,4 @@ pub mod paths;
 pub mod pipeline;
 pub mod sensor;
 pub mod settings;
+pub mod tls;

@@ -1,4 +1,9 @@
-//! Command line of Sensor Emulator: opens the window, or runs headless.
+//! Command line of Sensor Emulator: opens the window, runs headless, or checks a remote
+//! profile's connection.
+
+// A release build on Windows is a GUI program, so opening the window shows no console.
+// `headless` started from a terminal attaches to that terminal instead.
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +18,7 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use sensor_emulator::paths::{AppPaths, DATA_DIR_ENV};
 use sensor_emulator::settings::SettingsStore;
-use sensor_emulator::{app, headless};
+use sensor_emulator::{app, doctor, headless};
 
 /// Temperature sensor emulator and alert monitor for AWS IoT Core, with an embedded local
 /// cloud.
@@ -26,6 +31,10 @@ struct Cli {
     /// Port of the embedded MQTT broker (0 picks a free one); overrides the saved setting.
     #[arg(long, global = true, value_name = "PORT")]
     broker_port: Option<u16>,
+    /// Renderer of the window: wgpu (default on Windows, Direct3D 12) or glow (OpenGL,
+    /// default elsewhere). The other one is tried when the first cannot start.
+    #[arg(long, value_enum)]
+    renderer: Option<app::RendererChoice>,
     #[command(subcommand)]
     command: Option<Mode>,
 }
@@ -34,9 +43,13 @@ struct Cli {
 enum Mode {
     /// Run without a window and print readings and alerts as JSON lines.
     Headless(headless::HeadlessArgs),
+    /// Check the AWS IoT Core or custom broker profile step by step, from its files to one
+    /// published reading, and print what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
+    attach_parent_console();
     let cli = Cli::parse();
     let paths = match AppPaths::resolve(cli.data_dir.as_deref()) {
         Ok(paths) => paths,
@@ -72,19 +85,21 @@ fn run(cli: Cli, paths: &AppPaths) -> anyhow::Result<()> {
             for notice in &loaded.notices {
                 eprintln!("warning: {notice}");
             }
-            runtime.block_on(headless::run(
-                args,
-                loaded.settings,
-                &paths,
-                cli.broker_port,
-            ))
+            runtime.block_on(headless::run(args, loaded.settings, paths, cli.broker_port))
         }
-        None => app::run_window(&runtime, paths, store, cli.broker_port),
+        Some(Mode::Doctor(args)) => {
+            let loaded = store.load();
+            for notice in &loaded.notices {
+                eprintln!("warning: {notice}");
+            }
+            runtime.block_on(doctor::run(args, &loaded.settings))
+        }
+        None => app::run_window(&runtime, paths, store, cli.broker_port, cli.renderer),
     }
 }
 
 /// Log levels when `RUST_LOG` is unset. rumqttd is silenced because it logs every client
-/// that disconnects, the app's own start-up probe included, as an error; the app checks the
+/// that disconnects as an error, the app's own start-up probe included. The app checks the
 /// broker itself and reports its failures.
 const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,rumqttc=warn";
 
@@ -124,3 +139,19 @@ fn init_tracing(log_dir: &Path) -> Option<WorkerGuard> {
     }
     guard
 }
+
+/// Lets a GUI-subsystem program print to the terminal it was started from, so that
+/// `headless`, `--help` and errors show there. Without a parent console it does nothing.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn attach_parent_console() {
+    use windows_sys::Win32::System::Console::{ATTACH_PARENT_PROCESS, AttachConsole};
+    // SAFETY: AttachConsole takes a process id by value and only changes which console the
+    // standard handles refer to. It fails harmlessly when there is no parent console.
+    unsafe {
+        AttachConsole(ATTACH_PARENT_PROCESS);
+    }
+}
+
+#[cfg(not(windows))]
+fn attach_parent_console() {}

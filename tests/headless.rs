@@ -79,7 +79,7 @@ fn default_spike_raises_and_clears_once() {
     assert!(alerts[0]["temperature"].as_f64().unwrap() > 35.0);
     assert!(alerts[1]["temperature"].as_f64().unwrap() <= 34.0);
 
-    // Both emails are in the outbox, and the journal holds the same alerts.
+    // Both emails are in the outbox, and the journal contains the same alerts.
     let outbox = dir.path().join("outbox");
     let subjects = [
         "Subject: Temperature Alert\r\n",
@@ -173,5 +173,42 @@ fn second_instance_on_same_data_dir_is_refused() {
     assert!(
         stderr.contains("Sensor Emulator is already running with the data folder"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn data_dir_with_spaces_and_accents() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("Données de démo ✓");
+    let output = headless(
+        &dir,
+        &[
+            "--duration",
+            "4s",
+            "--spike-at",
+            "1s",
+            "--seed",
+            "3",
+            "--speed",
+            "20",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let emails: Vec<_> = fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| Path::new(name).extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].contains("-raised-"), "{emails:?}");
+    assert!(
+        dir.join("logs").is_dir(),
+        "logs are written under the data folder"
     );
 }

@@ -4,11 +4,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
+use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use sensor_emulator::app::{AppInit, SensorApp};
 use sensor_emulator::paths::AppPaths;
-use sensor_emulator::sensor::Clock;
+use sensor_emulator::sensor::{Clock, TELEMETRY_TOPIC};
 use sensor_emulator::settings::{Settings, SettingsStore};
 use temperature_alert::AlertKind;
 
@@ -19,14 +20,22 @@ fn runtime() -> tokio::runtime::Runtime {
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap()
+        .expect("tokio runtime")
 }
 
 /// Opens the app on a free broker port with its files in `dir`, publishing every 100 ms.
 fn harness(runtime: &tokio::runtime::Runtime, dir: &Path) -> Harness<'static, SensorApp> {
-    let paths = AppPaths::resolve(Some(dir)).unwrap();
     let mut settings = Settings::default();
     settings.sensor.interval_ms = 100;
+    harness_with(runtime, dir, settings)
+}
+
+fn harness_with(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    settings: Settings,
+) -> Harness<'static, SensorApp> {
+    let paths = AppPaths::resolve(Some(dir)).expect("data folder paths");
     let init = AppInit {
         settings,
         store: SettingsStore::new(paths.settings_file.clone()),
@@ -103,4 +112,82 @@ fn keys_pause_and_spike() {
     step_until(&mut harness, "alert row", |h| {
         h.query_by_label("raised").is_some()
     });
+}
+
+#[test]
+fn profile_switches_without_restart() {
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    // A second embedded broker stands in for a custom MQTT broker.
+    let other =
+        sensor_emulator::local_cloud::broker::start("127.0.0.1".parse().unwrap(), 0).unwrap();
+    let (readings_tx, readings_rx) = std::sync::mpsc::channel();
+    let mut options =
+        rumqttc::MqttOptions::new("custom-broker-watcher", "127.0.0.1", other.addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (watcher, mut connection) = rumqttc::Client::new(options, 16);
+    watcher
+        .subscribe(TELEMETRY_TOPIC, rumqttc::QoS::AtLeastOnce)
+        .unwrap();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish))) => {
+                    if readings_tx.send(publish.payload.to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+
+    let mut settings = Settings::default();
+    settings.sensor.interval_ms = 100;
+    settings.custom.host = "127.0.0.1".to_owned();
+    settings.custom.port = other.addr.port();
+    let mut harness = harness_with(&runtime, dir.path(), settings);
+    step_until(&mut harness, "local broker", |h| {
+        h.query_by_label_contains("Broker mqtt://").is_some()
+    });
+
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Profile")
+        .click();
+    harness.run_steps(2);
+    harness.get_by_label("Custom MQTT broker").click();
+    let address = format!("127.0.0.1:{}", other.addr.port());
+    step_until(&mut harness, "custom profile address", |h| {
+        h.query_all_by_label_contains(&address).next().is_some()
+    });
+    // Readings now reach the other broker.
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "no reading on the custom broker"
+        );
+        harness.step();
+        if let Ok(payload) = readings_rx.recv_timeout(Duration::from_millis(50)) {
+            let reading: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            assert!(reading["seq"].as_u64().is_some(), "{reading}");
+            break;
+        }
+    }
+
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Profile")
+        .click();
+    harness.run_steps(2);
+    harness.get_by_label("Local").click();
+    step_until(&mut harness, "local broker again", |h| {
+        h.query_by_label_contains("Broker mqtt://").is_some()
+    });
+    assert!(
+        harness
+            .query_all_by_label_contains(&address)
+            .next()
+            .is_none()
+    );
 }

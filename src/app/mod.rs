@@ -2,8 +2,14 @@
 //! a status bar. The UI thread never waits: it sends commands to the pipeline and drains
 //! its events, and repaints only when something arrives or the user acts.
 
+mod launch;
 mod panels;
+mod profile;
 
+use launch::{Attempt, launch_with_fallback};
+pub use launch::{LaunchError, RendererChoice};
+
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -18,9 +24,7 @@ use crate::local_cloud::engine::RuleTrace;
 use crate::local_cloud::rules::Rule;
 use crate::mqtt::LinkState;
 use crate::paths::AppPaths;
-use crate::pipeline::{
-    Command, EventSink, Pipeline, PipelineConfig, PipelineEvent, TelemetryState,
-};
+use crate::pipeline::{Command, EventSink, Pipeline, PipelineEvent, TelemetryState};
 use crate::sensor::{Clock, Reading};
 use crate::settings::{Settings, SettingsStore};
 
@@ -31,7 +35,7 @@ const DRAIN_BUDGET: Duration = Duration::from_millis(10);
 /// Quiet time after the last change before settings are written.
 const SAVE_DELAY: Duration = Duration::from_secs(1);
 
-/// What the window needs to start.
+/// Settings, folders and runtime the window starts with.
 pub struct AppInit {
     pub settings: Settings,
     pub store: SettingsStore,
@@ -73,6 +77,9 @@ pub struct SensorApp {
     rule_text: String,
     rule_error: Option<String>,
     follow_live: bool,
+    profile: profile::ProfileState,
+    /// Folder of the log files, for the "Open logs" button.
+    log_dir: std::path::PathBuf,
 }
 
 impl SensorApp {
@@ -93,21 +100,13 @@ impl SensorApp {
         if let Some(port) = broker_port {
             broker.port = port;
         }
-        let config = PipelineConfig {
-            sensor: settings.sensor.clone(),
-            policy: settings.policy,
-            rule_sql: settings.rule_sql.clone(),
-            broker,
-            outbox_dir: paths.outbox_dir.clone(),
-            email_to: settings.email_to.clone(),
-            seed: None,
-            run_for: None,
-        };
+        let mut profile = profile::ProfileState::new(clock, paths.outbox_dir.clone(), broker);
         let started = {
             let _entered = runtime.enter();
-            Pipeline::start(config, clock, sink.clone())
+            profile.start_pipeline(&settings, sink.clone())
         };
         let mut app = Self {
+            log_dir: paths.log_dir.clone(),
             rule_text: settings.rule_sql.clone(),
             settings,
             store,
@@ -129,6 +128,7 @@ impl SensorApp {
             last_error: None,
             rule_error: None,
             follow_live: true,
+            profile,
         };
         match started {
             Ok(pipeline) => {
@@ -137,9 +137,9 @@ impl SensorApp {
                 }
                 app.pipeline = Some(pipeline);
             }
-            Err(error) => {
-                error!(%error, "local cloud not started");
-                app.last_error = Some(format!("The local cloud did not start: {error}"));
+            Err(message) => {
+                error!(%message, "pipeline not started");
+                app.last_error = Some(message);
             }
         }
         app
@@ -260,14 +260,21 @@ impl SensorApp {
     }
 
     fn remember_window_size(&mut self, ctx: &egui::Context) {
-        let Some(rect) = ctx.input(|input| input.viewport().inner_rect) else {
-            return;
-        };
-        let size = rect.size();
+        let (inner, outer) =
+            ctx.input(|input| (input.viewport().inner_rect, input.viewport().outer_rect));
+        let Some(inner) = inner else { return };
+        let size = inner.size();
+        let position = outer.map(|rect| rect.min);
         let window = &mut self.settings.window;
-        if (window.width - size.x).abs() > 1.0 || (window.height - size.y).abs() > 1.0 {
+        let resized = (window.width - size.x).abs() > 1.0 || (window.height - size.y).abs() > 1.0;
+        let moved = position.is_some_and(|p| window.x != Some(p.x) || window.y != Some(p.y));
+        if resized || moved {
             window.width = size.x;
             window.height = size.y;
+            if let Some(position) = position {
+                window.x = Some(position.x);
+                window.y = Some(position.y);
+            }
             self.settings_changed();
         }
     }
@@ -299,12 +306,17 @@ impl SensorApp {
 impl eframe::App for SensorApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain_events();
+        self.poll_profile_tasks();
         self.handle_keys(ctx);
         self.remember_window_size(ctx);
         self.save_when_quiet(ctx);
-        if self.spike_ends_at.is_some() {
-            // The spike countdown changes once a second even when no data arrives.
-            ctx.request_repaint_after(Duration::from_secs(1));
+        if let Some(ends_at) = self.spike_ends_at {
+            if ends_at <= OffsetDateTime::now_utc() {
+                self.spike_ends_at = None;
+            } else {
+                // The spike countdown changes once a second even when no data arrives.
+                ctx.request_repaint_after(Duration::from_secs(1));
+            }
         }
     }
 
@@ -326,12 +338,14 @@ fn unix_seconds(at: OffsetDateTime) -> f64 {
     at.unix_timestamp_nanos() as f64 / 1e9
 }
 
-/// Opens the window and runs until it is closed.
+/// Opens the window and runs until it is closed, trying the other renderer when the
+/// first one cannot start.
 pub fn run_window(
     runtime: &tokio::runtime::Runtime,
     paths: &AppPaths,
     store: SettingsStore,
     broker_port: Option<u16>,
+    renderer: Option<RendererChoice>,
 ) -> anyhow::Result<()> {
     let lock = match paths.lock_instance() {
         Ok(lock) => lock,
@@ -342,7 +356,7 @@ pub fn run_window(
     };
     let loaded = store.load();
     let window = loaded.settings.window;
-    let init = AppInit {
+    let init = Cell::new(Some(AppInit {
         settings: loaded.settings,
         store,
         notices: loaded.notices,
@@ -350,22 +364,58 @@ pub fn run_window(
         runtime: runtime.handle().clone(),
         clock: Clock::system(),
         broker_port,
-    };
-    let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Sensor Emulator")
-            .with_inner_size([window.width, window.height])
-            .with_min_inner_size([720.0, 480.0]),
-        renderer: eframe::Renderer::Glow,
-        ..Default::default()
-    };
-    let result = eframe::run_native(
-        "Sensor Emulator",
-        options,
-        Box::new(|cc| Ok(Box::new(SensorApp::new(&cc.egui_ctx, init)))),
-    );
+    }));
+    let result = launch_with_fallback(RendererChoice::order(renderer), |renderer| {
+        let mut options = eframe::NativeOptions {
+            viewport: viewport(window),
+            ..Default::default()
+        };
+        renderer.configure(&mut options);
+        tracing::info!(%renderer, "opening the window");
+        let outcome = eframe::run_native(
+            "Sensor Emulator",
+            options,
+            Box::new(|cc| match init.take() {
+                Some(init) => Ok(Box::new(SensorApp::new(&cc.egui_ctx, init))),
+                None => Err("the app was already started once".into()),
+            }),
+        );
+        match outcome {
+            Ok(()) => Attempt::Ran,
+            // The app state is consumed once the app is created; a failure before that is
+            // the renderer's.
+            Err(error)
+                if init.take().is_some_and(|unused| {
+                    init.set(Some(unused));
+                    true
+                }) =>
+            {
+                Attempt::RendererFailed(error.to_string())
+            }
+            Err(error) => Attempt::AppFailed(error.to_string()),
+        }
+    });
     drop(lock);
-    result.map_err(|error| anyhow::anyhow!("cannot open the window: {error}; `sensor-emulator headless --duration 60s` runs without one"))
+    if let Err(error) = &result {
+        // People who start the app from a shortcut have no terminal, so show the error in a window.
+        let _ = run_message_window("Sensor Emulator cannot open its window", &error.to_string());
+    }
+    result.map_err(anyhow::Error::from)
+}
+
+fn viewport(window: crate::settings::WindowSettings) -> egui::ViewportBuilder {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Sensor Emulator")
+        .with_inner_size([window.width, window.height])
+        .with_min_inner_size([720.0, 480.0]);
+    match eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png")) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(error) => tracing::warn!(%error, "window icon not loaded"),
+    }
+    if let (Some(x), Some(y)) = (window.x, window.y) {
+        viewport = viewport.with_position([x, y]);
+    }
+    viewport
 }
 
 /// Shows one message in a small window, for problems found before the app can start.

@@ -1,18 +1,19 @@
 //! The window's panels, one `*_ui` function each.
 
 use eframe::egui::{self, Color32, RichText};
-use egui_plot::{HLine, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{Corner, HLine, Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
 use temperature_alert::{AlertKind, AlertMode};
 
 use super::{SensorApp, unix_seconds};
 use crate::local_cloud::engine::TraceOutcome;
-use crate::pipeline::{Command, TelemetryState};
+use crate::pipeline::{Command, Pipeline, TelemetryState};
 use crate::sensor::{
     INTERVAL_RANGE_MS, NOISE_RANGE, SETPOINT_RANGE, SPIKE_DELTA_RANGE, SPIKE_SECONDS_RANGE,
 };
 
 const RAISED_COLOR: Color32 = Color32::from_rgb(220, 50, 47);
 const CLEARED_COLOR: Color32 = Color32::from_rgb(38, 160, 80);
+const TEMPERATURE_COLOR: Color32 = Color32::from_rgb(90, 170, 255);
 const THRESHOLD_COLOR: Color32 = Color32::from_rgb(230, 120, 20);
 /// Seconds of history shown while the chart follows live data.
 const LIVE_WINDOW_SECONDS: f64 = 120.0;
@@ -21,28 +22,12 @@ impl SensorApp {
     pub(super) fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
-                match &self.pipeline {
-                    Some(pipeline) => {
-                        let broker = &pipeline.broker;
-                        ui.label(format!("Broker mqtt://{}", broker.addr))
-                            .on_hover_text(
-                                "Embedded MQTT broker; other MQTT clients can connect here.",
-                            );
-                        if broker.fell_back {
-                            ui.label(RichText::new("(1883 was taken)").weak());
-                        }
-                    }
-                    None => {
-                        ui.label(RichText::new("Broker not running").color(RAISED_COLOR));
-                    }
-                }
-                ui.separator();
-                ui.label(format!("MQTT {}", self.link.label()));
+                self.transport_status_ui(ui);
                 ui.separator();
                 ui.label(format!("Readings sent: {}", self.readings_sent));
                 ui.separator();
                 ui.label(telemetry_label(self.telemetry));
-                if let Some(pipeline) = &self.pipeline {
+                if let Some(pipeline) = self.pipeline.as_ref().filter(|p| p.is_local()) {
                     ui.separator();
                     let outbox = pipeline.outbox_dir.clone();
                     ui.label(format!("Outbox {}", outbox.display()));
@@ -52,6 +37,16 @@ impl SensorApp {
                         self.last_error =
                             Some(format!("Cannot open {}: {error}", outbox.display()));
                     }
+                }
+                ui.separator();
+                if ui
+                    .button("Open logs")
+                    .on_hover_text(self.log_dir.display().to_string())
+                    .clicked()
+                    && let Err(error) = open::that_detached(&self.log_dir)
+                {
+                    self.last_error =
+                        Some(format!("Cannot open {}: {error}", self.log_dir.display()));
                 }
                 let dropped = self.dropped_events();
                 if dropped > 0 {
@@ -72,6 +67,9 @@ impl SensorApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.notices_ui(ui);
+                    ui.heading("Connection");
+                    self.connection_ui(ui);
+                    ui.separator();
                     ui.heading("Sensor");
                     self.sensor_ui(ui);
                     ui.separator();
@@ -82,6 +80,7 @@ impl SensorApp {
                     self.rule_ui(ui);
                 });
             });
+        self.profile_window_ui(ui.ctx());
     }
 
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
@@ -253,9 +252,24 @@ impl SensorApp {
         });
         if changed {
             let policy = self.settings.policy;
-            self.send(Command::SetPolicy(policy));
+            if self.local_cloud_runs() {
+                self.send(Command::SetPolicy(policy));
+            }
             self.settings_changed();
         }
+        if !self.local_cloud_runs() {
+            ui.label(
+                RichText::new(
+                    "The local cloud is not running: the threshold only draws the chart line. In AWS, the Lambda function's environment sets the policy.",
+                )
+                .weak(),
+            );
+        }
+    }
+
+    /// Whether policy and rule changes have a local rules engine to go to.
+    fn local_cloud_runs(&self) -> bool {
+        self.pipeline.as_ref().is_some_and(Pipeline::is_local)
     }
 
     fn rule_ui(&mut self, ui: &mut egui::Ui) {
@@ -266,6 +280,13 @@ impl SensorApp {
                 .desired_width(f32::INFINITY),
         )
         .accessible_name("Topic rule SQL");
+        if !self.local_cloud_runs() {
+            ui.label(
+                RichText::new("The local cloud is not running; with AWS IoT Core the topic rule lives in AWS.")
+                    .weak(),
+            );
+            return;
+        }
         ui.horizontal(|ui| {
             if ui.button("Apply rule").clicked() {
                 self.apply_rule();
@@ -355,7 +376,7 @@ impl SensorApp {
         let (start, end) = (latest - LIVE_WINDOW_SECONDS, latest + 5.0);
         let width = ui.available_width().max(100.0) as usize;
         let mut plot = Plot::new("temperature")
-            .legend(Legend::default())
+            .legend(Legend::default().position(Corner::LeftTop))
             .include_y(threshold + 3.0)
             .include_y(clear_level - 3.0)
             .y_axis_label("°C")
@@ -379,7 +400,11 @@ impl SensorApp {
             if follow {
                 plot_ui.set_plot_bounds_x(start..=end);
             }
-            plot_ui.line(Line::new("Temperature", PlotPoints::from(samples)).width(2.0));
+            plot_ui.line(
+                Line::new("Temperature", PlotPoints::from(samples))
+                    .color(TEMPERATURE_COLOR)
+                    .width(2.0),
+            );
             plot_ui.hline(
                 HLine::new(format!("Threshold {threshold:.1} °C"), threshold)
                     .color(THRESHOLD_COLOR)
