@@ -113,6 +113,8 @@ fn init_tracing(log_dir: &Path) -> Option<WorkerGuard> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(filter());
+    // The appender lists the folder to prune old files, which fails while it is missing.
+    let _ = std::fs::create_dir_all(log_dir);
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("sensor-emulator")

@@ -25,6 +25,9 @@ use crate::settings::{BrokerSettings, TopicSettings};
 use crate::tls::TlsError;
 use crate::tls::remote::RemoteProfile;
 
+/// Longest wait for the rules engine's subscription before telemetry starts.
+const RULES_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Events buffered for the window or headless printer before the oldest are dropped.
 const EVENT_CAPACITY: usize = 16_384;
 /// MQTT keep-alive; AWS IoT Core accepts 30 to 1200 seconds.
@@ -300,9 +303,10 @@ impl Pipeline {
             clock,
             link: device_link.clone(),
             sink: sink.clone(),
-            user_paused: false,
-            control_active: true,
-            stop_at: config.run_for.map(|length| started_at + length),
+            telemetry: TelemetryState::Active,
+            stop_at: config
+                .run_for
+                .and_then(|length| started_at.checked_add(length)),
             telemetry_topic: topics.telemetry.clone(),
             device_id,
         };
@@ -313,7 +317,22 @@ impl Pipeline {
             sink,
             topics,
         ));
-        tokio::spawn(scheduler.run(started_at, command_rx, control_rx));
+        let rules_status = local.as_ref().map(|local| local.engine_link.watch_status());
+        tokio::spawn(async move {
+            // Readings published before the rules engine subscribed would reach no rule.
+            if let Some(mut status) = rules_status {
+                let subscribed = status.wait_for(|status| status.subscribed);
+                if tokio::time::timeout(RULES_READY_TIMEOUT, subscribed)
+                    .await
+                    .is_err()
+                {
+                    warn!(
+                        "the rules engine has not subscribed after 5 s; starting telemetry anyway"
+                    );
+                }
+            }
+            scheduler.run(started_at, command_rx, control_rx).await;
+        });
         match (&local, &remote) {
             (Some(local), _) => {
                 info!(broker = %local.broker.addr, session, seed, "pipeline started");
@@ -525,8 +544,9 @@ struct Scheduler {
     clock: Clock,
     link: Link,
     sink: EventSink,
-    user_paused: bool,
-    control_active: bool,
+    /// One pause state for both the window and the control topic, so either one resumes
+    /// what the other paused; the value says who paused last.
+    telemetry: TelemetryState,
     stop_at: Option<OffsetDateTime>,
     telemetry_topic: String,
     /// `deviceId` set by the remote profile, which the sensor panel does not change.
@@ -557,7 +577,11 @@ impl Scheduler {
                     None => return,
                 },
                 Some(active) = control.recv() => {
-                    self.control_active = active;
+                    self.telemetry = if active {
+                        TelemetryState::Active
+                    } else {
+                        TelemetryState::PausedByControl
+                    };
                     info!(active, "telemetry set by the control topic");
                     self.sink.emit(PipelineEvent::Telemetry(self.telemetry_state()));
                 }
@@ -584,7 +608,11 @@ impl Scheduler {
                 self.model.set_settings(settings);
             }
             Command::SetPaused(paused) => {
-                self.user_paused = paused;
+                self.telemetry = if paused {
+                    TelemetryState::PausedByUser
+                } else {
+                    TelemetryState::Active
+                };
                 self.sink
                     .emit(PipelineEvent::Telemetry(self.telemetry_state()));
             }
@@ -604,13 +632,7 @@ impl Scheduler {
     }
 
     fn telemetry_state(&self) -> TelemetryState {
-        if !self.control_active {
-            TelemetryState::PausedByControl
-        } else if self.user_paused {
-            TelemetryState::PausedByUser
-        } else {
-            TelemetryState::Active
-        }
+        self.telemetry
     }
 
     fn tick(&mut self, at: OffsetDateTime) {

@@ -128,7 +128,23 @@ fn same_seed_same_readings() {
 #[test]
 fn invalid_options_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--duration", "5s", "--speed", "-1"],
+            "--speed -1 is out of range",
+        ),
+        (
+            &["--duration", "5s", "--threshold", "1e999"],
+            "--threshold inf is out of range; use -50 to 150 °C",
+        ),
+        (
+            &["--duration", "5s", "--spike-at", "10s"],
+            "--spike-at 10s is not before the end of the run (--duration 5s)",
+        ),
+        (
+            &["--duration", "100000000h"],
+            "is too long; use at most 366 days",
+        ),
         (
             &["--duration", "5s", "--setpoint", "120"],
             "--setpoint 120 is out of range",

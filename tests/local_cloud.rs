@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestClient, start_pipeline, wait_for};
+use common::{TestClient, start_pipeline, wait_for, wait_until_judging};
 use sensor_emulator::local_cloud::engine::{RuleTrace, TraceOutcome};
 use sensor_emulator::local_cloud::rules::Rule;
 use sensor_emulator::pipeline::{Command, PipelineEvent, TelemetryState};
@@ -40,6 +40,7 @@ fn tutorial_payload(device: &str, temperature: &str) -> String {
 async fn tutorial_string_payload_raises_alert() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
+    wait_until_judging(&mut test.events).await;
     let port = test.pipeline.broker_addr().expect("local broker").port();
     let client = TestClient::connect(port, "tutorial-emulator", &[ALERTS_TOPIC]).await;
 
@@ -94,6 +95,7 @@ async fn tutorial_string_payload_raises_alert() {
 async fn unusable_temperatures_give_reasons() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
+    wait_until_judging(&mut test.events).await;
     let client = TestClient::connect(
         test.pipeline.broker_addr().expect("local broker").port(),
         "bad-inputs",
@@ -156,6 +158,7 @@ async fn unusable_temperatures_give_reasons() {
 async fn tutorial_rule_alerts_for_unknown_device() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
+    wait_until_judging(&mut test.events).await;
     let rule = Rule::parse("SELECT temperature FROM 'Emulators/Weather/SensorReadings'").unwrap();
     assert!(test.pipeline.send(Command::SetRule(Box::new(rule))));
     let client = TestClient::connect(
@@ -176,6 +179,13 @@ async fn tutorial_rule_alerts_for_unknown_device() {
     assert_eq!(alert.device_id, UNKNOWN_DEVICE);
     assert_eq!(alert.kind, AlertKind::Raised);
     assert_eq!(alert.reading_seq, None);
+}
+
+fn telemetry(event: &PipelineEvent) -> Option<TelemetryState> {
+    match event {
+        PipelineEvent::Telemetry(state) => Some(*state),
+        _ => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +250,24 @@ async fn control_topic_pauses_and_resumes() {
         (3, start + Duration::seconds(4))
     );
 
+    // The window and the control topic share one pause: each resumes what the other paused.
+    assert!(test.pipeline.send(Command::SetPaused(true)));
+    let state = wait_for(&mut test.events, "window pause", telemetry).await;
+    assert_eq!(state, TelemetryState::PausedByUser);
+    client
+        .publish(CONTROL_TOPIC, r#"{"isTelemetryActive": true}"#)
+        .await;
+    let state = wait_for(&mut test.events, "control resume", telemetry).await;
+    assert_eq!(state, TelemetryState::Active);
+    client
+        .publish(CONTROL_TOPIC, r#"{"isTelemetryActive": false}"#)
+        .await;
+    let state = wait_for(&mut test.events, "control pause", telemetry).await;
+    assert_eq!(state, TelemetryState::PausedByControl);
+    assert!(test.pipeline.send(Command::SetPaused(false)));
+    let state = wait_for(&mut test.events, "window resume", telemetry).await;
+    assert_eq!(state, TelemetryState::Active);
+
     client
         .publish(CONTROL_TOPIC, r#"{"telemetry": "off"}"#)
         .await;
@@ -259,6 +287,7 @@ async fn control_topic_pauses_and_resumes() {
 async fn repeated_reading_is_judged_once() {
     let (_manual, clock) = manual_clock();
     let mut test = start_pipeline(SensorSettings::default(), clock);
+    wait_until_judging(&mut test.events).await;
     let every = PolicyConfig {
         mode: AlertMode::Every,
         ..PolicyConfig::default()

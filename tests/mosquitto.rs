@@ -21,7 +21,8 @@ fn mosquitto_clients_publish_and_receive_alert() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _entered = runtime.enter();
     let clock = Clock::Manual(ManualClock::new(datetime!(2026-12-04 10:00 UTC)));
-    let test = start_pipeline(SensorSettings::default(), clock);
+    let mut test = start_pipeline(SensorSettings::default(), clock);
+    runtime.block_on(common::wait_until_judging(&mut test.events));
     let port = test
         .pipeline
         .broker_addr()

@@ -15,9 +15,9 @@ use eframe::wgpu;
 /// The two renderers compiled into the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RendererChoice {
-    /// wgpu: Direct3D 12 on Windows, Vulkan or OpenGL elsewhere.
+    /// Direct3D 12 on Windows, Vulkan or OpenGL elsewhere.
     Wgpu,
-    /// glow: OpenGL 2 or newer.
+    /// OpenGL 2 or newer.
     Glow,
 }
 

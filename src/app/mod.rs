@@ -72,6 +72,9 @@ pub struct SensorApp {
     last_reading: Option<Reading>,
     spike_ends_at: Option<OffsetDateTime>,
     last_trace: Option<RuleTrace>,
+    /// The latest message the rules engine did not judge, kept until another one arrives,
+    /// because the next reading replaces `last_trace` within a second.
+    last_rejection: Option<RuleTrace>,
     notices: Vec<String>,
     last_error: Option<String>,
     rule_text: String,
@@ -105,6 +108,7 @@ impl SensorApp {
             let _entered = runtime.enter();
             profile.start_pipeline(&settings, sink.clone())
         };
+        runtime.spawn(close_on_termination(ctx.clone()));
         let mut app = Self {
             log_dir: paths.log_dir.clone(),
             rule_text: settings.rule_sql.clone(),
@@ -124,6 +128,7 @@ impl SensorApp {
             last_reading: None,
             spike_ends_at: None,
             last_trace: None,
+            last_rejection: None,
             notices,
             last_error: None,
             rule_error: None,
@@ -171,7 +176,7 @@ impl SensorApp {
     }
 
     fn toggle_pause(&mut self) {
-        let paused = self.telemetry != TelemetryState::PausedByUser;
+        let paused = self.telemetry == TelemetryState::Active;
         self.send(Command::SetPaused(paused));
     }
 
@@ -213,7 +218,12 @@ impl SensorApp {
             PipelineEvent::Telemetry(state) => self.telemetry = state,
             PipelineEvent::Spike { ends_at } => self.spike_ends_at = ends_at,
             PipelineEvent::Alert(alert) => self.add_alert(alert),
-            PipelineEvent::Trace(trace) => self.last_trace = Some(trace),
+            PipelineEvent::Trace(trace) => {
+                if trace.outcome.reason().is_some() {
+                    self.last_rejection = Some(trace.clone());
+                }
+                self.last_trace = Some(trace);
+            }
             PipelineEvent::UnexpectedControl { payload } => {
                 self.last_error = Some(format!(
                     "Ignored a control message that is not {{\"isTelemetryActive\": true|false}}: {payload}"
@@ -338,6 +348,29 @@ fn unix_seconds(at: OffsetDateTime) -> f64 {
     at.unix_timestamp_nanos() as f64 / 1e9
 }
 
+/// Closes the window, which saves the settings, when the process is asked to stop
+/// (Ctrl+C in the terminal, or SIGTERM on Unix).
+async fn close_on_termination(ctx: egui::Context) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stop requested; closing the window");
+    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    ctx.request_repaint();
+}
+
 /// Opens the window and runs until it is closed, trying the other renderer when the
 /// first one cannot start.
 pub fn run_window(
@@ -350,11 +383,15 @@ pub fn run_window(
     let lock = match paths.lock_instance() {
         Ok(lock) => lock,
         Err(error @ crate::paths::PathsError::AlreadyRunning { .. }) => {
-            return run_message_window("Sensor Emulator is already running", &error.to_string());
+            run_message_window("Sensor Emulator is already running", &error.to_string())?;
+            return Err(error.into());
         }
         Err(error) => return Err(error.into()),
     };
     let loaded = store.load();
+    for notice in &loaded.notices {
+        tracing::warn!("{notice}");
+    }
     let window = loaded.settings.window;
     let init = Cell::new(Some(AppInit {
         settings: loaded.settings,

@@ -24,7 +24,10 @@ impl SensorApp {
             ui.horizontal_wrapped(|ui| {
                 self.transport_status_ui(ui);
                 ui.separator();
-                ui.label(format!("Readings sent: {}", self.readings_sent));
+                ui.label(format!("Readings: {}", self.readings_sent))
+                    .on_hover_text(
+                        "Readings made by the sensor; Queue counts those not yet acknowledged.",
+                    );
                 ui.separator();
                 ui.label(telemetry_label(self.telemetry));
                 if let Some(pipeline) = self.pipeline.as_ref().filter(|p| p.is_local()) {
@@ -34,8 +37,10 @@ impl SensorApp {
                     if ui.button("Open outbox").clicked()
                         && let Err(error) = open::that_detached(&outbox)
                     {
-                        self.last_error =
-                            Some(format!("Cannot open {}: {error}", outbox.display()));
+                        self.last_error = Some(format!(
+                            "No file manager opened {} ({error}); open the folder yourself.",
+                            outbox.display()
+                        ));
                     }
                 }
                 ui.separator();
@@ -45,8 +50,10 @@ impl SensorApp {
                     .clicked()
                     && let Err(error) = open::that_detached(&self.log_dir)
                 {
-                    self.last_error =
-                        Some(format!("Cannot open {}: {error}", self.log_dir.display()));
+                    self.last_error = Some(format!(
+                        "No file manager opened {} ({error}); open the folder yourself.",
+                        self.log_dir.display()
+                    ));
                 }
                 let dropped = self.dropped_events();
                 if dropped > 0 {
@@ -110,6 +117,10 @@ impl SensorApp {
 
     fn sensor_ui(&mut self, ui: &mut egui::Ui) {
         let mut changed = false;
+        let profile_note = profile_device_id(&self.settings).map(|device_id| {
+            let profile = self.settings.profile.label();
+            format!("The {profile} profile sends deviceId \"{device_id}\" instead.")
+        });
         let sensor = &mut self.settings.sensor;
         let setpoint = egui::Slider::new(&mut sensor.setpoint, SETPOINT_RANGE)
             .step_by(0.1)
@@ -139,6 +150,9 @@ impl SensorApp {
             let device = egui::TextEdit::singleline(&mut sensor.device_id);
             changed |= labelled(ui, "Device id", device).lost_focus();
         });
+        if let Some(note) = &profile_note {
+            ui.label(RichText::new(note).weak());
+        }
         changed |= ui
             .checkbox(
                 &mut sensor.numbers_as_strings,
@@ -147,6 +161,10 @@ impl SensorApp {
             .changed();
         if changed {
             let mut sensor = self.settings.sensor.clone();
+            // Slider steps are binary fractions; round so settings.json shows 0.3, not
+            // 0.30000000000000004.
+            sensor.setpoint = (sensor.setpoint * 100.0).round() / 100.0;
+            sensor.noise_std_dev = (sensor.noise_std_dev * 100.0).round() / 100.0;
             sensor.clamp_to_ranges();
             self.settings.sensor = sensor.clone();
             self.send(Command::UpdateSensor(sensor));
@@ -158,10 +176,10 @@ impl SensorApp {
 
     fn actions_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let pause_label = if self.telemetry == TelemetryState::PausedByUser {
-                "Resume"
-            } else {
+            let pause_label = if self.telemetry == TelemetryState::Active {
                 "Pause"
+            } else {
+                "Resume"
             };
             if ui.button(pause_label).on_hover_text("Space").clicked() {
                 self.toggle_pause();
@@ -221,7 +239,7 @@ impl SensorApp {
                 .add(
                     egui::DragValue::new(&mut policy.debounce)
                         .range(1..=100)
-                        .suffix(" readings"),
+                        .suffix(" in a row"),
                 )
                 .on_hover_text("Readings above the threshold in a row before an alert is raised.")
                 .changed();
@@ -299,6 +317,13 @@ impl SensorApp {
         if let Some(error) = &self.rule_error {
             ui.label(RichText::new(error).color(RAISED_COLOR));
         }
+        if self.rule_text.trim() != self.settings.rule_sql.trim() {
+            ui.label(
+                RichText::new(format!("Running until applied: {}", self.settings.rule_sql))
+                    .small()
+                    .weak(),
+            );
+        }
         if !self.settings.rule_sql.contains("deviceId") && !self.settings.rule_sql.contains('*') {
             ui.label(
                 RichText::new(
@@ -322,6 +347,18 @@ impl SensorApp {
                 other => format!("Last message: {}", other.reason().unwrap_or("no reason")),
             };
             ui.label(RichText::new(text).small());
+        }
+        if let Some(rejection) = &self.last_rejection {
+            let device = rejection.device_id.as_deref().unwrap_or("a client");
+            let seq = rejection
+                .seq
+                .map_or_else(String::new, |seq| format!(" #{seq}"));
+            let reason = rejection.outcome.reason().unwrap_or("no reason");
+            ui.label(
+                RichText::new(format!("Last ignored message from {device}{seq}: {reason}"))
+                    .small()
+                    .color(THRESHOLD_COLOR),
+            );
         }
     }
 
@@ -439,6 +476,17 @@ impl SensorApp {
     }
 }
 
+/// Returns the `deviceId` that the selected remote profile puts into readings in place of
+/// the sensor's own, if it does.
+fn profile_device_id(settings: &crate::settings::Settings) -> Option<String> {
+    let id = match settings.profile {
+        crate::settings::Profile::Local => return None,
+        crate::settings::Profile::Aws => settings.aws.effective_device_id(),
+        crate::settings::Profile::Custom => settings.custom.device_id.trim(),
+    };
+    (!id.is_empty() && id != settings.sensor.device_id).then(|| id.to_owned())
+}
+
 /// Adds `widget` after a label that names it, for people and for screen readers.
 fn labelled(ui: &mut egui::Ui, text: &str, widget: impl egui::Widget) -> egui::Response {
     let label = ui.label(text);
@@ -452,7 +500,7 @@ fn telemetry_label(state: TelemetryState) -> RichText {
             RichText::new("Paused (Space resumes)").color(THRESHOLD_COLOR)
         }
         TelemetryState::PausedByControl => {
-            RichText::new("Paused by the control topic").color(THRESHOLD_COLOR)
+            RichText::new("Paused by the control topic (Space resumes)").color(THRESHOLD_COLOR)
         }
     }
 }

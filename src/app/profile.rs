@@ -349,6 +349,24 @@ impl SensorApp {
         }
         if let Some(remote) = self.pipeline.as_ref().and_then(|p| p.remote.as_ref()) {
             ui.label(format!("{} as {}", remote.address(), remote.client_id));
+            let own_broker = self.profile.local_broker.as_ref().is_some_and(|broker| {
+                let loopback = remote.host == "localhost"
+                    || remote
+                        .host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                loopback && broker.addr.port() == remote.port
+            });
+            if own_broker {
+                ui.label(
+                    egui::RichText::new(
+                        "This is the app's own embedded broker, which keeps running after \
+                         leaving the Local profile; no rules engine judges readings here.",
+                    )
+                    .small()
+                    .color(egui::Color32::from_rgb(230, 120, 20)),
+                );
+            }
         }
         ui.horizontal(|ui| {
             if ui.button("Edit connection").clicked() {

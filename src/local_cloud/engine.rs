@@ -2,7 +2,7 @@
 //! for its `FROM` filter, judges matches with the alert library, and sends each alert to
 //! the outbox and the alerts topic. Every evaluation leaves a [`RuleTrace`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rumqttc::QoS;
 use serde::Serialize;
@@ -160,7 +160,9 @@ impl<O: EngineObserver> Engine<O> {
             .rule
             .evaluate(&message.topic, &message.payload, &context)
         {
-            Evaluation::Matched(result) => self.judge(&serde_json::Value::Object(result), now),
+            Evaluation::Matched(result) => {
+                self.judge(&serde_json::Value::Object(result), session.as_deref(), now)
+            }
             Evaluation::TopicMismatch => TraceOutcome::NotMatched {
                 reason: format!(
                     "topic {} does not match {}",
@@ -180,8 +182,15 @@ impl<O: EngineObserver> Engine<O> {
         }
     }
 
-    fn judge(&mut self, result: &serde_json::Value, now: time::OffsetDateTime) -> TraceOutcome {
-        let event = match parse_event(result) {
+    /// Judges a rule result. `session` comes from the whole reading, so alerts name the
+    /// emulator run even when the rule does not select `session`.
+    fn judge(
+        &mut self,
+        result: &serde_json::Value,
+        session: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> TraceOutcome {
+        let mut event = match parse_event(result) {
             Ok(event) => event,
             Err(error) => {
                 return TraceOutcome::Rejected {
@@ -189,6 +198,9 @@ impl<O: EngineObserver> Engine<O> {
                 };
             }
         };
+        if event.session.is_none() && event.seq.is_some() {
+            event.session = session.map(str::to_owned);
+        }
         let (decision, alert) = self.monitor.observe(&event, now);
         let alert = alert.map(|mut alert| {
             self.send(&mut alert);
@@ -240,33 +252,39 @@ struct Identity {
     seq: Option<u64>,
 }
 
-/// Highest sequence number judged per device and emulator session. Readings are
-/// delivered at least once, so after a reconnection the same reading can arrive again; it
-/// must not be judged twice (in `every` mode that would send a second email).
+/// Sequence numbers judged per device and emulator session. Readings are delivered at
+/// least once, so after a reconnection the same reading can arrive again; it must not be
+/// judged twice (in `every` mode that would send a second email). A late reading that was
+/// never judged still is, as long as it is within the last [`SEEN_WINDOW`] numbers.
 #[derive(Debug, Default)]
 pub struct SeenReadings {
-    highest: HashMap<(String, String), u64>,
+    judged: HashMap<(String, String), BTreeSet<u64>>,
 }
+
+/// Sequence numbers remembered per device and session.
+const SEEN_WINDOW: usize = 4096;
 
 /// Device and session pairs remembered before the table starts afresh.
 const MAX_SEEN_SESSIONS: usize = 10_000;
 
 impl SeenReadings {
-    /// Records the reading and returns whether one with this or a higher `seq` was
-    /// already judged for the same device and session.
+    /// Records the reading and returns whether it was already judged for the same device
+    /// and session.
     fn is_repeat(&mut self, device_id: &str, session: &str, seq: u64) -> bool {
         let key = (device_id.to_owned(), session.to_owned());
-        if self
-            .highest
-            .get(&key)
-            .is_some_and(|&highest| seq <= highest)
-        {
+        if self.judged.len() >= MAX_SEEN_SESSIONS && !self.judged.contains_key(&key) {
+            self.judged.clear();
+        }
+        let judged = self.judged.entry(key).or_default();
+        let full = judged.len() >= SEEN_WINDOW;
+        // Older than everything remembered: it may have been judged, so it is skipped.
+        if judged.contains(&seq) || (full && judged.first().is_some_and(|&oldest| seq < oldest)) {
             return true;
         }
-        if self.highest.len() >= MAX_SEEN_SESSIONS && !self.highest.contains_key(&key) {
-            self.highest.clear();
+        judged.insert(seq);
+        if judged.len() > SEEN_WINDOW {
+            judged.pop_first();
         }
-        self.highest.insert(key, seq);
         false
     }
 }
@@ -281,13 +299,32 @@ mod tests {
         assert!(!seen.is_repeat("a", "s1", 1));
         assert!(!seen.is_repeat("a", "s1", 2));
         assert!(seen.is_repeat("a", "s1", 2), "same seq again");
-        assert!(seen.is_repeat("a", "s1", 1), "older seq");
+        assert!(seen.is_repeat("a", "s1", 1), "older seq, already judged");
         assert!(
             !seen.is_repeat("a", "s2", 1),
             "a restarted emulator starts a new session"
         );
         assert!(!seen.is_repeat("b", "s1", 1), "another device");
-        assert!(!seen.is_repeat("a", "s1", 3));
+        assert!(!seen.is_repeat("a", "s1", 5));
+        assert!(
+            !seen.is_repeat("a", "s1", 4),
+            "a late reading that was never judged"
+        );
+        assert!(seen.is_repeat("a", "s1", 4));
+    }
+
+    #[test]
+    fn seen_readings_forgets_beyond_window() {
+        let mut seen = SeenReadings::default();
+        let total = SEEN_WINDOW as u64 + 10;
+        for seq in 1..=total {
+            assert!(!seen.is_repeat("a", "s", seq));
+        }
+        assert!(
+            seen.is_repeat("a", "s", 5),
+            "older than the window counts as judged"
+        );
+        assert!(seen.is_repeat("a", "s", total));
     }
 
     #[test]

@@ -273,7 +273,11 @@ impl Connection {
             .status
             .send_modify(|status| status.connections += 1);
         self.set_state(LinkState::Connected);
-        self.session.as_ref().is_some_and(Session::healthy)
+        let healthy = self.session.as_ref().is_some_and(Session::healthy);
+        self.shared
+            .status
+            .send_modify(|status| status.subscribed = healthy);
+        healthy
     }
 
     fn subscribe_all(&mut self) {
@@ -338,7 +342,11 @@ impl Connection {
                 .status
                 .send_modify(|status| status.last_error = Some(explanation.to_string()));
         }
-        session.healthy()
+        let healthy = session.healthy();
+        self.shared
+            .status
+            .send_modify(|status| status.subscribed = healthy);
+        healthy
     }
 
     fn on_written(&mut self, pkid: u16) {
@@ -472,6 +480,9 @@ impl Connection {
     async fn pause_until_resumed(&mut self) -> bool {
         self.take_back_messages();
         self.session = None;
+        self.shared
+            .status
+            .send_modify(|status| status.subscribed = false);
         info!(client_id = %self.context.client_id, "MQTT connection paused");
         self.set_state(LinkState::Paused);
         while *self.pause.borrow_and_update() {
@@ -485,9 +496,13 @@ impl Connection {
 
     fn set_state(&self, state: LinkState) {
         (self.on_state)(&state);
-        self.shared
-            .status
-            .send_modify(|status| status.state = state.clone());
+        self.shared.status.send_modify(|status| {
+            // Subscriptions belong to one connection; a CONNACK sets this again.
+            if state != LinkState::Connected {
+                status.subscribed = false;
+            }
+            status.state = state.clone();
+        });
         self.state.send_replace(state);
     }
 }

@@ -153,6 +153,8 @@ pub struct LinkStatus {
     pub acknowledged: u64,
     /// Successful connections, the first one included.
     pub connections: u64,
+    /// Whether the broker acknowledged every subscription of the current connection.
+    pub subscribed: bool,
 }
 
 impl Default for LinkStatus {
@@ -165,6 +167,7 @@ impl Default for LinkStatus {
             dropped: 0,
             acknowledged: 0,
             connections: 0,
+            subscribed: false,
         }
     }
 }

@@ -65,6 +65,15 @@ pub async fn wait_for<T>(
     }
 }
 
+/// Waits until the rules engine judged the emulator's first reading, which shows that it
+/// has subscribed: a message published earlier would reach no rule.
+pub async fn wait_until_judging(events: &mut mpsc::Receiver<PipelineEvent>) {
+    wait_for(events, "the rules engine's first trace", |event| {
+        matches!(event, PipelineEvent::Trace(_)).then_some(())
+    })
+    .await;
+}
+
 /// An MQTT client of the embedded broker, connected and subscribed to `filters`.
 pub struct TestClient {
     pub client: AsyncClient,
