@@ -113,7 +113,10 @@ pub fn explain_io_error(
         io::ErrorKind::ConnectionRefused => Explanation::new(
             format!("nothing accepts connections on {address} (connection refused)"),
             match context.kind {
-                BrokerKind::Aws => "Use port 8883, or 443 where a firewall blocks 8883",
+                BrokerKind::Aws => {
+                    "Check the endpoint: AWS IoT Core answers on 8883 and 443, so a refusal \
+                     means the host is not an AWS IoT data endpoint"
+                }
                 BrokerKind::Custom => "Check that the broker is running and that the port is right",
             },
         ),

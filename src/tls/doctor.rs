@@ -422,8 +422,13 @@ fn validity_result(identity: &ClientIdentity, now: OffsetDateTime) -> CheckResul
         return CheckResult::Passed("no certificate dates to check".to_owned());
     };
     let days_left = (info.not_after - now).whole_days();
+    let left = match days_left {
+        0 => "expires within a day".to_owned(),
+        1 => "1 day left".to_owned(),
+        days => format!("{days} days left"),
+    };
     let detail = format!(
-        "valid from {} to {} ({days_left} days left)",
+        "valid from {} to {} ({left})",
         format_date(info.not_before),
         format_date(info.not_after)
     );
