@@ -53,6 +53,12 @@ impl History {
         self.samples.is_empty()
     }
 
+    /// The oldest sample kept.
+    #[must_use]
+    pub fn oldest(&self) -> Option<Sample> {
+        self.samples.front().copied()
+    }
+
     /// The newest sample.
     #[must_use]
     pub fn latest(&self) -> Option<Sample> {
@@ -103,6 +109,24 @@ impl History {
         }
         out
     }
+}
+
+/// Splits time-ordered samples wherever two neighbours are more than `max_gap` seconds
+/// apart, so that a chart draws a pause as a gap.
+#[must_use]
+pub fn split_at_gaps(samples: &[Sample], max_gap: f64) -> Vec<&[Sample]> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    for (index, pair) in samples.windows(2).enumerate() {
+        if pair[1][0] - pair[0][0] > max_gap {
+            segments.push(&samples[start..=index]);
+            start = index + 1;
+        }
+    }
+    if start < samples.len() {
+        segments.push(&samples[start..]);
+    }
+    segments
 }
 
 fn push_ordered(out: &mut Vec<Sample>, low: Sample, high: Sample) {
@@ -162,6 +186,25 @@ mod tests {
             points.windows(2).all(|pair| pair[0][0] <= pair[1][0]),
             "time order kept"
         );
+    }
+
+    #[test]
+    fn gaps_split_segments() {
+        let samples = [
+            [0.0, 1.0],
+            [1.0, 1.0],
+            [2.0, 1.0],
+            [10.0, 1.0],
+            [11.0, 1.0],
+            [30.0, 1.0],
+        ];
+        let segments = split_at_gaps(&samples, 2.5);
+        assert_eq!(segments.len(), 3);
+        assert_eq!(segments[0], &samples[0..3]);
+        assert_eq!(segments[1], &samples[3..5]);
+        assert_eq!(segments[2], &samples[5..]);
+        assert_eq!(split_at_gaps(&samples, 100.0), vec![&samples[..]]);
+        assert!(split_at_gaps(&[], 1.0).is_empty());
     }
 
     #[test]

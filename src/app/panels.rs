@@ -5,6 +5,7 @@ use egui_plot::{Corner, HLine, Legend, Line, LineStyle, MarkerShape, Plot, PlotP
 use temperature_alert::{AlertKind, AlertMode};
 
 use super::{SensorApp, unix_seconds};
+use crate::history::split_at_gaps;
 use crate::local_cloud::engine::TraceOutcome;
 use crate::pipeline::{Command, Pipeline, TelemetryState};
 use crate::sensor::{
@@ -426,22 +427,30 @@ impl SensorApp {
                 .allow_scroll(false);
         }
         let follow = self.follow_live;
-        let samples = if follow {
-            self.history.decimated(start, end, width)
+        let (first, last) = if follow {
+            (start, end)
         } else {
-            self.history.decimated(f64::MIN, f64::MAX, width)
+            let oldest = self.history.oldest().map_or(start, |sample| sample[0]);
+            (oldest, latest)
         };
+        let samples = self.history.decimated(first, last, width);
+        // A pause or a lost connection leaves a gap in time; draw it as a gap, not a line.
+        let interval = self.settings.sensor.interval_ms as f64 / 1000.0;
+        let column = (last - first) / width as f64;
+        let max_gap = (2.5 * interval).max(3.0 * column);
         let raised: Vec<[f64; 2]> = self.marker_points(|kind| kind != AlertKind::Cleared);
         let cleared: Vec<[f64; 2]> = self.marker_points(|kind| kind == AlertKind::Cleared);
         plot.show(ui, |plot_ui| {
             if follow {
                 plot_ui.set_plot_bounds_x(start..=end);
             }
-            plot_ui.line(
-                Line::new("Temperature", PlotPoints::from(samples))
-                    .color(TEMPERATURE_COLOR)
-                    .width(2.0),
-            );
+            for segment in split_at_gaps(&samples, max_gap) {
+                plot_ui.line(
+                    Line::new("Temperature", PlotPoints::from(segment.to_vec()))
+                        .color(TEMPERATURE_COLOR)
+                        .width(2.0),
+                );
+            }
             plot_ui.hline(
                 HLine::new(format!("Threshold {threshold:.1} °C"), threshold)
                     .color(THRESHOLD_COLOR)
