@@ -48,7 +48,7 @@ pub const DEFAULT_OFFLINE_QUEUE: usize = 10_000;
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Where and how to connect.
+/// Connection settings: broker address, client id, keep-alive and subscriptions.
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
     /// Broker address, client id, keep-alive, TLS and credentials.
@@ -59,9 +59,9 @@ pub struct LinkOptions {
     pub offline_queue: usize,
     /// Publishes per second at most.
     pub max_publish_rate: u32,
-    /// Longest wait between reconnection attempts.
+    /// Maximum wait between reconnection attempts.
     pub max_backoff: Duration,
-    /// What error messages need to know about the broker.
+    /// Broker facts that error messages refer to.
     pub context: ConnectionContext,
 }
 
@@ -119,7 +119,7 @@ pub enum LinkState {
 }
 
 impl LinkState {
-    /// A short label for the status bar.
+    /// Returns a short label for the status bar.
     #[must_use]
     pub fn label(&self) -> String {
         match self {
@@ -179,7 +179,7 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-/// Why a message was not queued for sending.
+/// Error: a message was not queued for sending.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(
@@ -368,13 +368,13 @@ impl Link {
         self.pause.send_replace(paused);
     }
 
-    /// The current connection state.
+    /// Returns the current connection state.
     #[must_use]
     pub fn state(&self) -> LinkState {
         self.state.borrow().clone()
     }
 
-    /// A receiver that sees every state change.
+    /// Returns a receiver notified of every state change.
     #[must_use]
     pub fn watch_state(&self) -> watch::Receiver<LinkState> {
         self.state.clone()
@@ -386,7 +386,7 @@ impl Link {
         self.status.borrow().clone()
     }
 
-    /// A receiver that sees every status change.
+    /// Returns a receiver notified of every status change.
     #[must_use]
     pub fn watch_status(&self) -> watch::Receiver<LinkStatus> {
         self.status.clone()
