@@ -160,14 +160,20 @@ impl SensorApp {
         self.readings_sent
     }
 
+    /// Sends a command to the running pipeline. Without one, the change is only kept in
+    /// the settings, which the next start uses.
     fn send(&mut self, command: Command) {
-        let sent = self
-            .pipeline
-            .as_ref()
-            .is_some_and(|pipeline| pipeline.send(command));
-        if !sent {
-            self.last_error =
-                Some("The local cloud is not running; the change was not applied.".to_owned());
+        let Some(pipeline) = &self.pipeline else {
+            return;
+        };
+        // A remote profile has no rules engine, and the panels say so next to those fields.
+        let needs_rules_engine = matches!(command, Command::SetPolicy(_) | Command::SetRule(_));
+        if !pipeline.send(command) && !needs_rules_engine {
+            self.last_error = Some(
+                "The sensor did not take the change because it is busy or stopped; press \
+                 Reconnect to restart it."
+                    .to_owned(),
+            );
         }
     }
 

@@ -30,7 +30,14 @@ impl SensorApp {
                         "Readings made by the sensor; Queue counts those not yet acknowledged.",
                     );
                 ui.separator();
-                ui.label(telemetry_label(self.telemetry));
+                if self.pipeline.is_some() {
+                    ui.label(telemetry_label(self.telemetry));
+                } else {
+                    ui.label(
+                        RichText::new("No readings: the profile has not started")
+                            .color(THRESHOLD_COLOR),
+                    );
+                }
                 if let Some(pipeline) = self.pipeline.as_ref().filter(|p| p.is_local()) {
                     ui.separator();
                     let outbox = pipeline.outbox_dir.clone();
@@ -176,6 +183,12 @@ impl SensorApp {
     }
 
     fn actions_ui(&mut self, ui: &mut egui::Ui) {
+        // Without a running pipeline the buttons would do nothing.
+        ui.add_enabled_ui(self.pipeline.is_some(), |ui| self.action_buttons_ui(ui));
+        self.spike_status_ui(ui);
+    }
+
+    fn action_buttons_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let pause_label = if self.telemetry == TelemetryState::Active {
                 "Pause"
@@ -196,6 +209,9 @@ impl SensorApp {
                 self.send(Command::CancelSpike);
             }
         });
+    }
+
+    fn spike_status_ui(&mut self, ui: &mut egui::Ui) {
         if let Some(ends_at) = self.spike_ends_at {
             let left = (ends_at - time::OffsetDateTime::now_utc())
                 .whole_seconds()
