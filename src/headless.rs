@@ -136,7 +136,7 @@ pub async fn run(
         );
     }
     eprintln!(
-        "{} readings sent, {} alerts received; outbox {}",
+        "readings sent: {}, alerts received: {}; outbox {}",
         summary.readings,
         summary.alerts,
         pipeline.outbox_dir.display()

@@ -454,7 +454,12 @@ async fn check_network(
         return;
     };
     let Some(stream) = check_tcp(&addresses, context, options, recorder).await else {
-        recorder.skip_rest(Step::TlsHandshake);
+        if prepared.tls.is_none() {
+            recorder.skip(Step::TlsHandshake, "TLS is off for this profile");
+            recorder.skip_rest(Step::MqttConnect);
+        } else {
+            recorder.skip_rest(Step::TlsHandshake);
+        }
         return;
     };
     if let Some(config) = &prepared.tls {
