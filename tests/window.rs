@@ -191,3 +191,14 @@ fn profile_switches_without_restart() {
             .is_none()
     );
 }
+
+#[test]
+fn idle_frames_change_no_settings() {
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = harness(&runtime, dir.path());
+    // Widgets that rewrite their value on every frame would mark the settings changed
+    // and send the sensor an update each frame.
+    harness.run_steps(5);
+    assert!(!harness.state().has_unsaved_settings());
+}

@@ -155,6 +155,11 @@ impl SensorApp {
         self.alerts.iter()
     }
 
+    /// Whether a settings change waits to be written to disk.
+    pub fn has_unsaved_settings(&self) -> bool {
+        self.unsaved_since.is_some()
+    }
+
     /// Readings published since start.
     pub fn readings_sent(&self) -> u64 {
         self.readings_sent

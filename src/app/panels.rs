@@ -131,11 +131,11 @@ impl SensorApp {
         });
         let sensor = &mut self.settings.sensor;
         let setpoint = egui::Slider::new(&mut sensor.setpoint, SETPOINT_RANGE)
-            .step_by(0.1)
+            .max_decimals(1)
             .suffix(" °C");
         changed |= labelled(ui, "Setpoint", setpoint).changed();
         let noise = egui::Slider::new(&mut sensor.noise_std_dev, NOISE_RANGE)
-            .step_by(0.05)
+            .max_decimals(2)
             .suffix(" °C");
         changed |= labelled(ui, "Noise, standard deviation", noise).changed();
         let interval = egui::Slider::new(&mut sensor.interval_ms, INTERVAL_RANGE_MS)
@@ -169,10 +169,6 @@ impl SensorApp {
             .changed();
         if changed {
             let mut sensor = self.settings.sensor.clone();
-            // Slider steps are binary fractions; round so settings.json shows 0.3, not
-            // 0.30000000000000004.
-            sensor.setpoint = (sensor.setpoint * 100.0).round() / 100.0;
-            sensor.noise_std_dev = (sensor.noise_std_dev * 100.0).round() / 100.0;
             sensor.clamp_to_ranges();
             self.settings.sensor = sensor.clone();
             self.send(Command::UpdateSensor(sensor));
