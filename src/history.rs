@@ -53,13 +53,13 @@ impl History {
         self.samples.is_empty()
     }
 
-    /// The oldest sample kept.
+    /// Returns the oldest sample kept.
     #[must_use]
     pub fn oldest(&self) -> Option<Sample> {
         self.samples.front().copied()
     }
 
-    /// The newest sample.
+    /// Returns the newest sample.
     #[must_use]
     pub fn latest(&self) -> Option<Sample> {
         self.samples.back().copied()

@@ -25,7 +25,7 @@ use crate::settings::{BrokerSettings, TopicSettings};
 use crate::tls::TlsError;
 use crate::tls::remote::RemoteProfile;
 
-/// Longest wait for the rules engine's subscription before telemetry starts.
+/// Maximum wait for the rules engine's subscription before telemetry starts.
 const RULES_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Events buffered for the window or headless printer before the oldest are dropped.
@@ -135,7 +135,7 @@ pub enum Command {
     SetRule(Box<Rule>),
 }
 
-/// Who paused telemetry.
+/// Telemetry state, naming who paused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TelemetryState {
     Active,
@@ -545,7 +545,7 @@ struct Scheduler {
     link: Link,
     sink: EventSink,
     /// One pause state for both the window and the control topic, so either one resumes
-    /// what the other paused; the value says who paused last.
+    /// what the other paused; the value records who paused last.
     telemetry: TelemetryState,
     stop_at: Option<OffsetDateTime>,
     telemetry_topic: String,

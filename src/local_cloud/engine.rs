@@ -26,7 +26,7 @@ pub struct RuleTrace {
     pub outcome: TraceOutcome,
 }
 
-/// What happened to a message.
+/// Result of evaluating the rule on a message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum TraceOutcome {
@@ -70,7 +70,7 @@ pub enum EngineCommand {
     SetPolicy(PolicyConfig),
 }
 
-/// What the engine reports.
+/// Receiver of the engine's traces and errors.
 pub trait EngineObserver: Send + 'static {
     fn trace(&self, trace: RuleTrace);
     fn error(&self, message: String);
@@ -244,7 +244,7 @@ fn identify(payload: &[u8]) -> Identity {
     }
 }
 
-/// Who sent a reading, as far as its payload says.
+/// Sender of a reading, as far as its payload shows.
 #[derive(Debug, Default)]
 struct Identity {
     device_id: Option<String>,
